@@ -1,0 +1,158 @@
+"""Attention layers: SAGAN's pooled self-attention and YLG's local sparse attention.
+
+Both follow TF-GAN's `sn_non_local_block_sim` and YLG's multi-head version of it. For inputs x [B, h, w, C]:
+queries theta = conv(x, C/8); keys phi = maxpool2(conv(x, C/8)); values g = maxpool2(conv(x, C/2)) (bias-free
+1x1 convolutions divided by their exact spectral norm); logits theta phi^T with no 1/sqrt(d) scaling;
+output x + sigma_ratio * conv(A g, C) with sigma_ratio a scalar initialised to 0.
+
+With several heads the channels are split head-major (channel = head * d + i) and merged head-minor
+(channel = i * heads + head), as the original does; the asymmetry only matters for loading its weights.
+YLG adds (1 - M) * -1000 to the logits, M being the 8 sparse masks of `ylg_tf.masks`.
+
+Einsum letters: b batch, n heads, q queries, k keys, d channels of one head.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from ylg_tf import masks
+from ylg_tf.spectral_normalization import SpectralConv2D
+
+MASK_LOGIT_PENALTY = -1000.0
+LOCAL_PATTERNS = ("ylg", "ylg_no_esa", "ylg_strided", "fixed")
+
+
+def split_heads(tensor, num_heads):
+    """[B, N, heads * d] -> [B, heads, N, d], channel = head * d + i (head-major, as the original)."""
+    batch, positions, channels = tf.shape(tensor)[0], tensor.shape[1], tensor.shape[2]
+    tensor = tf.reshape(tensor, [batch, positions, num_heads, channels // num_heads])
+    return tf.transpose(tensor, [0, 2, 1, 3])
+
+
+def merge_heads(tensor):
+    """[B, heads, N, d] -> [B, N, d * heads], channel = i * heads + head (head-minor, as the original)."""
+    batch = tf.shape(tensor)[0]
+    num_heads, positions, depth = tensor.shape[1], tensor.shape[2], tensor.shape[3]
+    tensor = tf.transpose(tensor, [0, 2, 3, 1])  # [B, N, d, heads]
+    return tf.reshape(tensor, [batch, positions, depth * num_heads])
+
+
+def _max_pool_2x2(tensor):
+    return tf.nn.max_pool2d(tensor, ksize=2, strides=2, padding="VALID")
+
+
+class PooledAttention(tf.keras.layers.Layer):
+    """Shared machinery of SAGAN and YLG attention; subclasses choose heads and masks.
+
+    `call(inputs, training=None, return_attention=False)` returns the outputs [B, h, w, C], or
+    (outputs, probabilities [B, heads, h*w, h*w/4]) when return_attention is True.
+    """
+
+    def __init__(self, num_heads=1, u_update="training", **kwargs):
+        super().__init__(**kwargs)
+        if int(num_heads) <= 0:
+            raise ValueError(f"num_heads={num_heads!r} must be a positive integer")
+        self.num_heads = int(num_heads)
+        self.u_update = u_update
+
+    def build(self, input_shape):
+        _, height, width, channels = (None if d is None else int(d) for d in input_shape)
+        if height is None or width is None or channels is None:
+            raise ValueError(f"{self.name}: height, width and channels must be known, got {input_shape}")
+        if height % 2 or width % 2:
+            raise ValueError(f"{self.name}: feature map {height}x{width} must have even sides (keys are 2x2-pooled)")
+        if channels % 8 or (channels // 8) % self.num_heads or (channels // 2) % self.num_heads:
+            raise ValueError(
+                f"{self.name}: num_heads={self.num_heads} must divide both C/8 and C/2 "
+                f"for C={channels} channels"
+            )
+        self.query_grid = (height, width)
+        self.key_grid = (height // 2, width // 2)
+        convolution = dict(kernel_size=1, use_bias=False, sigma_mode="exact", u_update=self.u_update)
+        self.conv_theta = SpectralConv2D(channels // 8, name="sn_conv_theta", **convolution)
+        self.conv_phi = SpectralConv2D(channels // 8, name="sn_conv_phi", **convolution)
+        self.conv_g = SpectralConv2D(channels // 2, name="sn_conv_g", **convolution)
+        self.conv_attn = SpectralConv2D(channels, name="sn_conv_attn", **convolution)
+        self.sigma_ratio = self.add_weight(name="sigma_ratio", shape=(), initializer="zeros")
+        super().build(input_shape)
+
+    def logits_bias(self):
+        """None, or the additive mask [heads, Nq, Nk] applied to the logits."""
+        return None
+
+    def attend(self, queries, keys, values):
+        """Dense attention. [B, n, q, d], [B, n, k, d], [B, n, k, dv] -> ([B, n, q, dv], probabilities)."""
+        logits = tf.einsum("bnqd,bnkd->bnqk", queries, keys)
+        bias = self.logits_bias()
+        if bias is not None:
+            logits += tf.constant(bias)
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        return tf.einsum("bnqk,bnkd->bnqd", probabilities, values), probabilities
+
+    def call(self, inputs, training=None, return_attention=False):
+        batch = tf.shape(inputs)[0]
+        height, width = self.query_grid
+        channels = inputs.shape[-1]
+        num_queries, num_keys = height * width, height * width // 4
+        theta = tf.reshape(self.conv_theta(inputs, training=training), [batch, num_queries, channels // 8])
+        phi = tf.reshape(
+            _max_pool_2x2(self.conv_phi(inputs, training=training)), [batch, num_keys, channels // 8]
+        )
+        g = tf.reshape(
+            _max_pool_2x2(self.conv_g(inputs, training=training)), [batch, num_keys, channels // 2]
+        )
+        attended, probabilities = self.attend(
+            split_heads(theta, self.num_heads),
+            split_heads(phi, self.num_heads),
+            split_heads(g, self.num_heads),
+        )
+        attended = tf.reshape(merge_heads(attended), [batch, height, width, channels // 2])
+        outputs = inputs + self.sigma_ratio * self.conv_attn(attended, training=training)
+        if return_attention:
+            return outputs, probabilities
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, u_update=self.u_update)
+        return config
+
+
+class SelfAttention(PooledAttention):
+    """SAGAN's dense self-attention, with one head or several (the YLG train branch's "SAGAN 8 heads")."""
+
+
+class LocalSparseAttention(PooledAttention):
+    """YLG's 2-D local sparse attention: 8 heads, each restricted by one of the pattern's masks.
+
+    Args:
+      pattern: a sparse pattern of `ylg_tf.masks.attention_masks` ("ylg", "ylg_no_esa", "ylg_strided", "fixed").
+      geometry: "original" (the original's folding of queries onto the key grid) or "aligned".
+    """
+
+    def __init__(self, pattern="ylg", geometry="original", u_update="training", **kwargs):
+        kwargs.pop("num_heads", None)
+        super().__init__(num_heads=8, u_update=u_update, **kwargs)
+        if pattern not in LOCAL_PATTERNS:
+            raise ValueError(f"pattern={pattern!r} is not one of {LOCAL_PATTERNS}")
+        if geometry not in masks.GEOMETRIES:
+            raise ValueError(f"geometry={geometry!r} is not one of {masks.GEOMETRIES}")
+        self.pattern = pattern
+        self.geometry = geometry
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        allowed = masks.attention_masks(self.pattern, self.query_grid, self.key_grid, geometry=self.geometry)
+        if allowed.shape[0] != self.num_heads:
+            raise ValueError(f"pattern {self.pattern!r} has {allowed.shape[0]} heads, expected {self.num_heads}")
+        self.masks = allowed  # [heads, Nq, Nk] bool
+        self._bias = (1.0 - allowed.astype(np.float32)) * np.float32(MASK_LOGIT_PENALTY)
+
+    def logits_bias(self):
+        return self._bias
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("num_heads")
+        config.update(pattern=self.pattern, geometry=self.geometry)
+        return config
