@@ -146,15 +146,15 @@ PRESETS = {
     # The first run: built-in shapes dataset, 32x32, YLG attention, a few hundred CPU steps in minutes.
     "demo": ExperimentConfig(
         model=ModelConfig(
-            image_size=32, num_classes=10, generator_channels=32, discriminator_channels=64, attention="ylg"
+            image_size=32, num_classes=10, generator_channels=32, discriminator_channels=32, attention="ylg"
         ),
-        training=TrainingConfig(batch_size=32, train_steps=300, steps_per_loop=50, checkpoint_every=100),
+        training=TrainingConfig(batch_size=16, train_steps=300, steps_per_loop=50, checkpoint_every=100),
         data=DataConfig(dataset="builtin", split="train", eval_split="train"),
     ),
     # Tiny, for tests.
     "test": ExperimentConfig(
         model=ModelConfig(
-            image_size=32, num_classes=4, generator_channels=8, discriminator_channels=64, attention="ylg"
+            image_size=32, num_classes=4, generator_channels=32, discriminator_channels=32, attention="ylg"
         ),
         training=TrainingConfig(batch_size=4, train_steps=4, steps_per_loop=2, checkpoint_every=2),
         data=DataConfig(dataset="builtin", split="train", eval_split="train"),

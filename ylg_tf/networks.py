@@ -9,7 +9,7 @@ At 128x128 the networks are exactly the original's. The 64x64 and 32x32 variants
   G  32: 4x4 -> blocks to 4,2,1 x gf (8..32), attention at 16x16 (after block 2)
   D 128: optimized block df (64), blocks 2,4,8,16 x df (32..4), flat block 16df; attention at 32x32
   D  64: optimized block df (32), blocks 2,4,8 x df (16..4), flat block 8df; attention at 32x32
-  D  32: optimized block df (16), blocks 2,4 x df (8, 4), flat block 4df; attention at 16x16
+  D  32: optimized block df (16), blocks 2,4 x df (8, 4), flat block 4df; attention at 8x8 (2df)
 The discriminator's "features" (h1_, used by inversion) are the input of its attention layer.
 """
 
@@ -35,7 +35,7 @@ class Architecture:
 ARCHITECTURES = {
     128: Architecture(16, (16, 8, 4, 2, 1), 3, (1, 2, 4, 8, 16), 2),
     64: Architecture(16, (8, 4, 2, 1), 3, (1, 2, 4, 8), 1),
-    32: Architecture(4, (4, 2, 1), 2, (1, 2, 4), 1),
+    32: Architecture(4, (4, 2, 1), 2, (1, 2, 4), 2),
 }
 
 

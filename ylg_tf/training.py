@@ -1,0 +1,183 @@
+"""The trainer: the original SAGAN/YLG training step, run `num_steps` at a time inside one tf.function.
+
+One global step (spec section 4) = one discriminator update on the real batch and fresh fakes, then one
+generator update with a fresh G forward and a D forward that sees the updated D. Fake labels are uniform over
+the classes. Latents come from stateless random ops keyed by (seed, step, phase): every replica draws the
+global batch of latents and keeps its own slice, so the result does not depend on the replica count, and
+resuming at a step reproduces the same draws with no random state to save.
+
+Losses are per-replica sums over the global batch (ylg_tf.losses); the optimizers sum the replicas'
+gradients. Batch-norm statistics are synchronised by the layers themselves.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from ylg_tf.config import ExperimentConfig
+from ylg_tf.losses import discriminator_hinge_loss, generator_hinge_loss
+from ylg_tf.networks import Discriminator, Generator
+
+METRIC_NAMES = ("discriminator_loss", "generator_loss", "real_logits", "fake_logits")
+
+
+def _adam(learning_rate, training_config):
+    return tf.keras.optimizers.Adam(
+        learning_rate=learning_rate,
+        beta_1=training_config.beta_1,
+        beta_2=training_config.beta_2,
+        epsilon=training_config.epsilon,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopMetrics:
+    """Means over the steps of one loop."""
+
+    step: int
+    discriminator_loss: float
+    generator_loss: float
+    real_logits: float
+    fake_logits: float
+
+
+class Trainer:
+    """Owns the networks, optimizers and step counter; `train_loop(iterator, num_steps)` runs the steps.
+
+    Args:
+      config: the experiment config.
+      strategy: the tf.distribute strategy (from ylg_tf.distribution.create_strategy).
+      jit_compile: compile each replica's step with XLA (TPUs always compile).
+    """
+
+    def __init__(self, config: ExperimentConfig, strategy, jit_compile=False):
+        self.config = config
+        self.strategy = strategy
+        self.global_batch_size = config.training.batch_size
+        replicas = strategy.num_replicas_in_sync
+        if self.global_batch_size % replicas:
+            raise ValueError(
+                f"batch_size={self.global_batch_size} is not divisible by the {replicas} replicas"
+            )
+        self.per_replica_batch_size = self.global_batch_size // replicas
+        training = config.training
+        with strategy.scope():
+            self.generator = Generator(config.model).build_for_config()
+            self.discriminator = Discriminator(config.model).build_for_config()
+            self.generator_optimizer = _adam(training.generator_learning_rate, training)
+            self.discriminator_optimizer = _adam(training.discriminator_learning_rate, training)
+            # Slots exist before any restore, so a restored run continues with them.
+            self.generator_optimizer.build(self.generator.trainable_variables)
+            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(
+                0,
+                dtype=tf.int64,
+                trainable=False,
+                name="step",
+                synchronization=tf.VariableSynchronization.ON_WRITE,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+            self.generator_ema = None
+            if training.generator_ema_decay > 0:
+                self.generator_ema = Generator(config.model, name="generator_ema").build_for_config()
+                for average, variable in zip(self.generator_ema.variables, self.generator.variables):
+                    average.assign(variable)
+        objects = dict(
+            generator=self.generator,
+            discriminator=self.discriminator,
+            generator_optimizer=self.generator_optimizer,
+            discriminator_optimizer=self.discriminator_optimizer,
+            step=self.step,
+        )
+        if self.generator_ema is not None:
+            objects["generator_ema"] = self.generator_ema
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        self._replica_step = tf.function(self._replica_step_eager, jit_compile=jit_compile)
+        self.train_loop = tf.function(self._train_loop_eager)
+
+    @property
+    def sampling_generator(self):
+        """The generator to draw samples from: the moving average when training keeps one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def latents(self, step, phase, replica_index):
+        """This replica's slice of the global (z, labels) for a step and phase (0: D update, 1: G update)."""
+        seed = tf.stack([tf.cast(self.config.training.seed, tf.int64), step * 2 + phase])
+        noise_seed, label_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+        model = self.config.model
+        z = tf.random.stateless_normal([self.global_batch_size, model.z_dim], seed=noise_seed)
+        labels = tf.random.stateless_uniform(
+            [self.global_batch_size], seed=label_seed, minval=0, maxval=model.num_classes, dtype=tf.int32
+        )
+        start = replica_index * self.per_replica_batch_size
+        size = self.per_replica_batch_size
+        return tf.slice(z, [start, 0], [size, model.z_dim]), tf.slice(labels, [start], [size])
+
+    def _update_ema(self):
+        decay = self.config.training.generator_ema_decay
+        for average, variable in zip(self.generator_ema.variables, self.generator.variables):
+            if variable.trainable:
+                average.assign(decay * average + (1.0 - decay) * variable)
+            else:
+                average.assign(variable)  # u vectors and batch-norm statistics follow G directly
+
+    def _replica_step_eager(self, images, labels):
+        replica_index = tf.distribute.get_replica_context().replica_id_in_sync_group
+        step = self.step.read_value()
+        generator, discriminator = self.generator, self.discriminator
+
+        # Discriminator update on the real batch and fresh fakes.
+        z, fake_labels = self.latents(step, 0, replica_index)
+        fakes = generator((z, fake_labels), training=True)
+        with tf.GradientTape() as tape:
+            logits = discriminator((tf.concat([images, fakes], 0), tf.concat([labels, fake_labels], 0)))
+            real_logits, fake_logits = tf.split(logits, 2)
+            discriminator_loss = discriminator_hinge_loss(real_logits, fake_logits, self.global_batch_size)
+        variables = discriminator.trainable_variables
+        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(discriminator_loss, variables), variables))
+
+        # Generator update against the updated discriminator.
+        z, fake_labels = self.latents(step, 1, replica_index)
+        with tf.GradientTape() as tape:
+            generated_logits = discriminator((generator((z, fake_labels), training=True), fake_labels))
+            generator_loss = generator_hinge_loss(None, generated_logits, self.global_batch_size)
+        variables = generator.trainable_variables
+        self.generator_optimizer.apply_gradients(zip(tape.gradient(generator_loss, variables), variables))
+
+        if self.generator_ema is not None:
+            self._update_ema()
+        self.step.assign_add(1)
+        scale = 1.0 / self.global_batch_size
+        return tf.stack(
+            [
+                discriminator_loss,
+                generator_loss,
+                tf.reduce_sum(real_logits) * scale,
+                tf.reduce_sum(fake_logits) * scale,
+            ]
+        )
+
+    def _train_loop_eager(self, iterator, num_steps):
+        totals = tf.zeros([len(METRIC_NAMES)])
+        for _ in tf.range(num_steps):
+            images, labels = next(iterator)
+            per_replica = self.strategy.run(self._replica_step, args=(images, labels))
+            totals += self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        return totals / tf.cast(num_steps, tf.float32)
+
+    def run_loop(self, iterator, num_steps):
+        """Runs `num_steps` steps and returns their mean metrics (the host's only view of them)."""
+        means = self.train_loop(iterator, tf.constant(num_steps, tf.int64)).numpy()
+        return LoopMetrics(int(self.step.numpy()), *(float(value) for value in means))
+
+    def sample(self, z, labels):
+        """Images from the sampling generator in inference mode."""
+        return self.sampling_generator((z, labels), training=False)
+
+    def attention_sigma_ratios(self):
+        """{layer name: sigma_ratio} for the attention layers, for summaries."""
+        ratios = {}
+        for network, layer in ((self.generator, self.generator.g_ops), (self.discriminator, self.discriminator.d_ops)):
+            if layer is not None:
+                ratios[f"{network.name}/{layer.name}"] = float(layer.sigma_ratio.numpy())
+        return ratios
