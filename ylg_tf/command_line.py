@@ -9,6 +9,7 @@ import os
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 USER_ERRORS = (ValueError, OSError)
 EXIT_USER_ERROR = 2
@@ -33,6 +34,8 @@ def run(main):
     def guarded(argv):
         if len(argv) > 1:
             fail(f"unexpected arguments {argv[1:]}; every option is a --flag=value")
+        if not flags.FLAGS["verbosity"].present:
+            absl_logging.set_verbosity(absl_logging.WARNING)  # progress is printed; INFO logs on request
         try:
             return main(argv)
         except USER_ERRORS as error:

@@ -1,0 +1,90 @@
+"""Trains SAGAN / YLG. With no flags: the offline `demo` preset (built-in shapes, 32x32, CPU, minutes).
+
+  python experiments/train.py                                   # demo into runs/demo
+  python experiments/train.py --preset=ylg --tpu=NAME --workdir=gs://bucket/ylg --data_dir=gs://bucket/tfds
+
+Flags override the preset; the resolved config is written to WORKDIR/config.json. Rerunning with the same
+--workdir resumes from its latest checkpoint.
+"""
+
+import os
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import flags  # noqa: E402
+
+from ylg_tf import command_line  # noqa: E402
+
+flags.DEFINE_string("preset", "demo", "Named config: demo, test, sagan, sagan_8heads, ylg, ylg_no_esa, ylg_strided, sagan_cifar, ylg_cifar.")
+flags.DEFINE_string("workdir", None, "Work directory (default: runs/<preset>).")
+flags.DEFINE_integer("train_steps", None, "Total training steps.")
+flags.DEFINE_integer("batch_size", None, "Global batch size (split over the replicas).")
+flags.DEFINE_string("dataset", None, "builtin, imagenet2012, cifar10, imagenet_resized/32x32, imagenet_resized/64x64 or folder.")
+flags.DEFINE_string("data_dir", None, "TFDS data directory, or the image folder for --dataset=folder.")
+flags.DEFINE_integer("image_size", None, "Resolution: 32, 64 or 128.")
+flags.DEFINE_integer("num_classes", None, "Number of classes of the model.")
+flags.DEFINE_string("attention", None, "sagan, sagan_8heads, ylg, ylg_no_esa, ylg_strided or none.")
+flags.DEFINE_string("attention_implementation", None, "dense (the original's masked scores) or block_sparse.")
+flags.DEFINE_integer("generator_channels", None, "gf_dim.")
+flags.DEFINE_integer("discriminator_channels", None, "df_dim.")
+flags.DEFINE_string("tpu", None, "TPU name, 'local' or grpc://host:port. Default: GPUs if any, else CPU.")
+flags.DEFINE_integer("steps_per_loop", None, "Steps inside one tf.function between host updates.")
+flags.DEFINE_integer("checkpoint_every", None, "Checkpoint period in steps.")
+flags.DEFINE_integer("eval_every", None, "Evaluate FID/IS every N steps (0: off).")
+flags.DEFINE_string("inception", None, "Classifier for --eval_every: TF-Hub URL, local SavedModel dir or 'builtin'.")
+flags.DEFINE_integer("seed", None, "Seed of latents, data order and initial weights.")
+flags.DEFINE_bool("jit_compile", False, "Compile each replica's step with XLA (TPUs always compile).")
+FLAGS = flags.FLAGS
+
+_OVERRIDES = {
+    "model": ("image_size", "num_classes", "attention", "attention_implementation", "generator_channels", "discriminator_channels"),
+    "training": ("train_steps", "batch_size", "steps_per_loop", "checkpoint_every", "eval_every", "seed"),
+    "data": ("dataset", "data_dir"),
+}
+
+
+def resolved_config():
+    from ylg_tf.config import get_preset
+
+    config = get_preset(FLAGS.preset)
+    changes = {
+        section: {name: FLAGS[name].value for name in names if FLAGS[name].value is not None}
+        for section, names in _OVERRIDES.items()
+    }
+    return config.replace(**changes)
+
+
+def main(argv):
+    config = resolved_config()
+    workdir = FLAGS.workdir or os.path.join("runs", FLAGS.preset)
+
+    import tensorflow as tf
+
+    from ylg_tf.distribution import create_strategy
+    from ylg_tf.experiment import CheckpointUnreadableError, TrainingDivergedError, run_training
+
+    tf.keras.utils.set_random_seed(config.training.seed)
+    strategy = create_strategy(FLAGS.tpu)
+    evaluator = None
+    if config.training.eval_every:
+        from ylg_tf.evaluation import make_periodic_evaluator
+
+        evaluator = make_periodic_evaluator(config, workdir, FLAGS.inception)
+    log = lambda message: print(message, flush=True)  # noqa: E731
+    log(f"work directory {os.path.abspath(workdir)} (config in config.json)")
+    try:
+        result = run_training(config, workdir, strategy, log=log, evaluator=evaluator, jit_compile=FLAGS.jit_compile)
+    except (TrainingDivergedError, CheckpointUnreadableError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    if result.preempted:
+        log(f"stopped by SIGTERM at step {result.step}; rerun the same command to resume")
+        return
+    log(f"done at step {result.step}: samples in {os.path.abspath(result.samples_path)}, "
+        f"checkpoint {result.checkpoint}, SavedModel in {result.export_directory}")
+
+
+if __name__ == "__main__":
+    command_line.run(main)
