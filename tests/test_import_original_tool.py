@@ -1,0 +1,123 @@
+"""tools/import_original.py turns the original-code fixture checkpoint into a work directory that reproduces it.
+
+Runs the tools as subprocesses (as a user would); every size is read from the fixture's fixture.json.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ORIGINAL_FIXTURE_DIRECTORY, REPOSITORY_ROOT
+from ylg_tf import workdir
+from ylg_tf.config import ExperimentConfig
+
+TOOLS = REPOSITORY_ROOT / "tools"
+
+
+def _run_tool(name, *arguments, cwd):
+    # From another directory, to check the tools do not depend on the working directory.
+    return subprocess.run(
+        [sys.executable, str(TOOLS / name), *arguments],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=600,
+    )
+
+
+def _assert_one_line_error(result, *expected_fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in expected_fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def description():
+    return json.loads((ORIGINAL_FIXTURE_DIRECTORY / "fixture.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def prefix(description):
+    return str(ORIGINAL_FIXTURE_DIRECTORY / description["checkpoint"]["prefix"])
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory, prefix):
+    directory = tmp_path_factory.mktemp("imported") / "workdir"
+    result = _run_tool(
+        "import_original.py", f"--checkpoint={prefix}", f"--workdir={directory}", cwd=tmp_path_factory.getbasetemp()
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(directory=directory, stdout=result.stdout)
+
+
+def test_import_writes_a_work_directory_that_reproduces_the_original(imported, description):
+    sizes = description["config"]
+    checkpoint = description["checkpoint"]
+    config = workdir.load_config(imported["directory"])
+    assert isinstance(config, ExperimentConfig)
+    model = config.model
+    assert (model.image_size, model.generator_channels, model.discriminator_channels) == (
+        sizes["image_size"],
+        sizes["gf_dim"],
+        sizes["df_dim"],
+    )
+    assert (model.num_classes, model.z_dim, model.attention) == (sizes["num_classes"], sizes["z_dim"], "ylg")
+    assert config.data.dataset == "imagenet2012"
+    # Every checkpoint variable except global_step is a network variable.
+    assert f"imported {checkpoint['n_variables'] - 1} variables" in imported["stdout"]
+    assert f"step {checkpoint['global_step']}" in imported["stdout"]
+
+    _, generator, _, step = workdir.restore_networks(imported["directory"])
+    assert step == checkpoint["global_step"]
+    golden = np.load(ORIGINAL_FIXTURE_DIRECTORY / "golden.npz")
+    images = generator((tf.constant(golden["in/z"]), tf.constant(golden["in/y_g"])), training=False).numpy()
+    expected = golden["g_inf/image"]
+    assert images.shape == expected.shape
+    error = float(np.max(np.abs(images - expected)))
+    assert error <= description["recommended_atol"]["g_inf/image"]["atol"], error
+
+
+def test_import_rejects_user_mistakes_in_one_line(tmp_path, prefix, description, imported):
+    wrong = description["config"]["gf_dim"] * 2
+    result = _run_tool(
+        "import_original.py", f"--checkpoint={prefix}", f"--workdir={tmp_path / 'a'}", f"--gf_dim={wrong}", cwd=tmp_path
+    )
+    _assert_one_line_error(result, f"--gf_dim={wrong}", f"gf_dim={description['config']['gf_dim']}")
+
+    missing = str(tmp_path / "no_such.ckpt-1")
+    result = _run_tool("import_original.py", f"--checkpoint={missing}", f"--workdir={tmp_path / 'b'}", cwd=tmp_path)
+    _assert_one_line_error(result, missing)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+    # An existing work directory is not overwritten by accident (checked before the checkpoint is read).
+    result = _run_tool(
+        "import_original.py", f"--checkpoint={missing}", f"--workdir={imported['directory']}", cwd=tmp_path
+    )
+    _assert_one_line_error(result, "--overwrite")
+
+
+def test_export_tool_exports_the_imported_work_directory(imported, description, tmp_path):
+    output = tmp_path / "served"
+    result = _run_tool("export.py", f"--workdir={imported['directory']}", f"--output={output}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert str(output) in result.stdout and "serving_default" in result.stdout
+    size = description["config"]["image_size"]
+    assert f"(None, {size}, {size}, 3)" in result.stdout
+    signature = tf.saved_model.load(str(output)).signatures["serving_default"]
+    golden = np.load(ORIGINAL_FIXTURE_DIRECTORY / "golden.npz")
+    served = signature(z=tf.constant(golden["in/z"]), labels=tf.constant(golden["in/y_g"]))["images"].numpy()
+    expected = np.clip(np.round((golden["g_inf/image"] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    # Float agreement is 1e-5, so a pixel may round to the neighbouring level; never further.
+    assert served.shape == expected.shape
+    assert int(np.max(np.abs(served.astype(np.int32) - expected))) <= 1
+    assert np.mean(served == expected) > 0.99

@@ -1,0 +1,38 @@
+"""Exports the generator of a work directory as a SavedModel (z, labels) -> uint8 images.
+
+Usage:
+  python tools/export.py --workdir=DIR [--checkpoint=PATH] [--output=DIR/export] [--use_ema=true]
+"""
+
+import os
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import flags  # noqa: E402
+
+from ylg_tf import command_line, export, workdir  # noqa: E402
+
+flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
+flags.DEFINE_string("output", None, "Where to write the SavedModel; default: <workdir>/export.")
+flags.DEFINE_bool("use_ema", True, "Export the moving average of G's weights when the checkpoint has one.")
+flags.mark_flag_as_required("workdir")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    config, generator, _, step = workdir.restore_networks(FLAGS.workdir, FLAGS.checkpoint, use_ema=FLAGS.use_ema)
+    output = FLAGS.output or os.path.join(FLAGS.workdir, workdir.EXPORT_DIRECTORY)
+    written = export.export_generator(generator, config.model, output)
+    signature = export.load_exported_generator(written)
+    print(f"exported {generator.name} (step {step}) to {written}")
+    print(f"signature {export.SIGNATURE_NAME}:")
+    for line in export.describe_signature(signature):
+        print(f"  {line}")
+
+
+if __name__ == "__main__":
+    command_line.run(main)
