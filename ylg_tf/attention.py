@@ -80,14 +80,19 @@ class PooledAttention(tf.keras.layers.Layer):
         """None, or the additive mask [heads, Nq, Nk] applied to the logits."""
         return None
 
-    def attend(self, queries, keys, values):
-        """Dense attention. [B, n, q, d], [B, n, k, d], [B, n, k, dv] -> ([B, n, q, dv], probabilities)."""
+    def attend(self, queries, keys, values, return_probabilities=False):
+        """Dense attention. [B, n, q, d], [B, n, k, d], [B, n, k, dv] -> ([B, n, q, dv], probabilities).
+
+        probabilities is [B, n, q, k] when return_probabilities is True, else None (subclasses that avoid the
+        dense map then never build it).
+        """
         logits = tf.einsum("bnqd,bnkd->bnqk", queries, keys)
         bias = self.logits_bias()
         if bias is not None:
-            logits += tf.constant(bias)
+            logits += tf.constant(bias, dtype=logits.dtype)
         probabilities = tf.nn.softmax(logits, axis=-1)
-        return tf.einsum("bnqk,bnkd->bnqd", probabilities, values), probabilities
+        outputs = tf.einsum("bnqk,bnkd->bnqd", probabilities, values)
+        return outputs, (probabilities if return_probabilities else None)
 
     def call(self, inputs, training=None, return_attention=False):
         batch = tf.shape(inputs)[0]
@@ -105,6 +110,7 @@ class PooledAttention(tf.keras.layers.Layer):
             split_heads(theta, self.num_heads),
             split_heads(phi, self.num_heads),
             split_heads(g, self.num_heads),
+            return_probabilities=return_attention,
         )
         attended = tf.reshape(merge_heads(attended), [batch, height, width, channels // 2])
         outputs = inputs + self.sigma_ratio * self.conv_attn(attended, training=training)
