@@ -1,0 +1,166 @@
+"""tools/evaluate.py end to end, offline: a tiny work directory scored through a local SavedModel with the
+Inception module's interface (loaded the way a real module is), the cached real statistics, and one-line
+errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_gan as tfgan
+from PIL import Image
+
+from conftest import REPOSITORY_ROOT
+from fake_inception import write_fake_inception_savedmodel
+from test_evaluation import reference_frechet_distance, reference_inception_score
+from ylg_tf import datasets, evaluation, workdir
+from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
+from ylg_tf.networks import Discriminator, Generator
+
+TOOL = REPOSITORY_ROOT / "tools" / "evaluate.py"
+STEP = 7
+NUM_SAMPLES = 16
+BATCH_SIZE = 8
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate_tool")
+    config = ExperimentConfig(
+        model=ModelConfig(image_size=32, num_classes=4, generator_channels=32, discriminator_channels=32,
+                          attention="ylg"),
+        data=DataConfig(dataset="builtin"),
+    )
+    directory = root / "workdir"
+    workdir.save_config(config, directory)
+    generator = Generator(config.model).build_for_config()
+    discriminator = Discriminator(config.model).build_for_config()
+    workdir.write_checkpoint(directory, generator, discriminator, STEP)
+    # Accepts any image size and resizes to 299 inside, like the TF-Hub module; 64 pool features keep
+    # the covariance square roots fast.
+    module = write_fake_inception_savedmodel(root / "inception", resize_inside=True, pool_features=64)
+    environment = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+        TFHUB_CACHE_DIR=str(root / "empty_tfhub_cache"), YLG_TF_CACHE_DIR=str(root / "classifier_cache"))
+    return {"root": root, "workdir": directory, "config": config, "module": str(module),
+            "environment": environment}
+
+
+def run_tool(setup, *arguments):
+    return subprocess.run(
+        [sys.executable, str(TOOL), *arguments], capture_output=True, text=True, env=setup["environment"],
+        timeout=300)
+
+
+def score_arguments(setup, output):
+    return [f"--workdir={setup['workdir']}", f"--inception={setup['module']}",
+            f"--num_samples={NUM_SAMPLES}", f"--batch_size={BATCH_SIZE}", "--dataset=builtin",
+            f"--output={output}"]
+
+
+@pytest.fixture(scope="module")
+def first_run(setup):
+    output = setup["root"] / "first.json"
+    completed = run_tool(setup, *score_arguments(setup, output))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed, json.loads(output.read_text())
+
+
+def test_result_json_records_scores_and_provenance(setup, first_run):
+    completed, result = first_run
+    assert result["num_samples"] == NUM_SAMPLES and result["step"] == STEP
+    assert result["checkpoint"] == str(setup["workdir"] / "checkpoints" / f"ckpt-{STEP}")
+    assert result["inception"] == setup["module"]
+    assert result["classifier"]["kind"] == "inception" and result["classifier"]["resize"] == "module"
+    assert result["dataset"] == "builtin" and result["split"] == "validation"  # the config's eval split
+    assert np.isfinite(result["fid"]) and result["fid"] > 0
+    assert 1.0 <= result["inception_score"] <= 1008
+    for timing in ("restore_seconds", "load_classifier_seconds", "real_statistics_seconds",
+                   "sampling_seconds", "metric_seconds", "total_seconds"):
+        assert result["timings"][timing] >= 0
+    assert not result["real_statistics"]["reused"]
+    assert f"FID {result['fid']:.4f}" in completed.stdout
+    assert "real-data statistics: computed and cached in" in completed.stderr
+    assert "generated images: 16/16 (100%)" in completed.stderr  # progress
+
+
+def test_scores_equal_an_independent_recomputation(setup, first_run):
+    _, result = first_run
+    config = setup["config"]
+    _, generator, _, _ = workdir.restore_networks(setup["workdir"])
+    generated = np.concatenate([
+        generator(evaluation.sample_latents(index, BATCH_SIZE, config.model.num_classes, config.model.z_dim),
+                  training=False).numpy()
+        for index in range(NUM_SAMPLES // BATCH_SIZE)])
+    real = next(iter(datasets.make_dataset(
+        "builtin", split="validation", image_size=32, batch_size=NUM_SAMPLES, shuffle=False, repeat=False,
+        num_examples=NUM_SAMPLES)))[0]
+    module = tf.saved_model.load(setup["module"])  # the module resizes 32 -> 299 itself
+    generated_outputs, real_outputs = module(tf.constant(generated)), module(real)
+
+    expected_fid = reference_frechet_distance(generated_outputs["pool_3"], real_outputs["pool_3"])
+    expected_score = reference_inception_score(generated_outputs["logits"])
+    np.testing.assert_allclose(result["fid"], expected_fid, rtol=1e-4)
+    np.testing.assert_allclose(result["inception_score"], expected_score, rtol=1e-5)
+    tfgan_fid = tfgan.eval.frechet_classifier_distance_from_activations(
+        tf.cast(generated_outputs["pool_3"], tf.float64), tf.cast(real_outputs["pool_3"], tf.float64))
+    np.testing.assert_allclose(result["fid"], float(tfgan_fid), rtol=1e-4)
+
+
+def test_second_run_reuses_the_cached_real_statistics(setup, first_run):
+    _, first = first_run
+    path = first["real_statistics"]["path"]
+    assert path.startswith(str(setup["workdir"] / "evaluation" / "real_statistics"))
+    modified = os.path.getmtime(path)
+    output = setup["root"] / "second.json"
+    completed = run_tool(setup, *score_arguments(setup, output))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    second = json.loads(output.read_text())
+    assert second["real_statistics"] == {"path": path, "reused": True}
+    assert f"real-data statistics: reused {path}" in completed.stderr
+    assert os.path.getmtime(path) == modified
+    assert second["fid"] == pytest.approx(first["fid"], rel=1e-9)
+    assert second["inception_score"] == pytest.approx(first["inception_score"], rel=1e-9)
+
+
+def write_tiny_folder(directory):
+    if not directory.exists():
+        for class_name in ("a", "b"):
+            (directory / class_name).mkdir(parents=True)
+            for index in range(3):
+                Image.new("RGB", (8, 8), (40 * index, 200, 10)).save(directory / class_name / f"{index}.png")
+    return directory
+
+
+def bad_input(setup, case):
+    """(arguments, text the error line must contain) for one kind of bad input."""
+    workdir_flag = f"--workdir={setup['workdir']}"
+    counts = [f"--num_samples={NUM_SAMPLES}", f"--batch_size={BATCH_SIZE}"]
+    if case == "missing_workdir":
+        return [f"--workdir={setup['root'] / 'nowhere'}"], "does not exist"
+    if case == "missing_checkpoint":
+        return [workdir_flag, f"--checkpoint={setup['workdir'] / 'checkpoints' / 'ckpt-999'}"], "ckpt-999"
+    if case == "unreachable_module":
+        return [workdir_flag, "--inception=http://127.0.0.1:9/x", "--network_timeout=5", *counts], (
+            "--inception=DIR")
+    if case == "fewer_samples_than_batch":
+        return [workdir_flag, "--num_samples=4", "--batch_size=8"], "num_samples=4 is smaller than batch_size=8"
+    assert case == "dataset_too_small"
+    folder = write_tiny_folder(setup["root"] / "folder")
+    return [workdir_flag, f"--inception={setup['module']}", "--dataset=folder", "--split=train",
+            f"--data_dir={folder}", *counts], "has 6 images, fewer than the num_samples=16"
+
+
+@pytest.mark.parametrize("case", [
+    "missing_workdir", "missing_checkpoint", "unreachable_module", "fewer_samples_than_batch",
+    "dataset_too_small"])
+def test_bad_input_exits_2_with_one_line(setup, case):
+    arguments, expected = bad_input(setup, case)
+    completed = run_tool(setup, *arguments)
+    assert completed.returncode == 2, completed.stderr[-3000:]
+    assert "Traceback" not in completed.stderr
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], completed.stderr[-3000:]
