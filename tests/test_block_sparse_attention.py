@@ -1,4 +1,4 @@
-"""BlockSparseLocalAttention computes what the masked dense LocalSparseAttention computes, without its [Nq, Nk] maps.
+"""BlockSparseLocalAttention computes what the masked dense LocalSparseAttention does, without [Nq, Nk] maps.
 
 The dense layer is the reference: same weights, same inputs, every pattern and geometry, square and non-square
 maps (8x16 has 32 keys, stride 5, so its last block is incomplete and padded).
@@ -97,7 +97,9 @@ def test_outputs_and_gradients_equal_dense_in_float64(pattern, geometry, float64
         assert len(sparse_gradients) == len(dense_gradients) == 6  # inputs, 4 kernels, sigma_ratio
         for name, sparse_gradient, dense_gradient in zip(names, sparse_gradients, dense_gradients):
             assert float(np.abs(dense_gradient).max()) > 1e-3, name  # the gradient is not trivially zero
-            np.testing.assert_allclose(sparse_gradient, dense_gradient, rtol=0, atol=1e-9, err_msg=f"{grid} {name}")
+            np.testing.assert_allclose(
+                sparse_gradient, dense_gradient, rtol=0, atol=1e-9, err_msg=f"{grid} {name}"
+            )
 
 
 @pytest.mark.parametrize("pattern, geometry", PATTERN_GEOMETRIES)
@@ -185,7 +187,9 @@ def test_training_graph_has_no_dense_score_tensor():
 
 
 def test_get_config_round_trip_and_weights():
-    layer = BlockSparseLocalAttention(pattern="ylg_strided", geometry="aligned", u_update="always", name="g_ops")
+    layer = BlockSparseLocalAttention(
+        pattern="ylg_strided", geometry="aligned", u_update="always", name="g_ops"
+    )
     config = layer.get_config()
     assert config["pattern"] == "ylg_strided" and config["geometry"] == "aligned"
     assert config["u_update"] == "always" and config["name"] == "g_ops"

@@ -1,28 +1,30 @@
-"""Block-sparse YLG local attention: only the keys each query may see are scored, O(N sqrt N) time and memory.
+"""Block-sparse YLG local attention: only the keys each query may see are scored, O(N sqrt N) cost.
 
-`LocalSparseAttention` builds the full [heads, Nq, Nk] score matrix and adds -1000 to the masked logits, whose
-probabilities then underflow to exactly 0. Every head of the YLG patterns lets a query see about sqrt(n) keys
-(n = Nk, stride s = floor(sqrt(n))), so this module scores only those and gives the same outputs and gradients.
+`LocalSparseAttention` builds the full [heads, Nq, Nk] score matrix and adds -1000 to the masked logits,
+whose probabilities then underflow to exactly 0. Every head of the YLG patterns lets a query see about
+sqrt(n) keys (n = Nk, stride s = floor(sqrt(n))), so this module scores only those, with the same outputs
+and gradients.
 
-Keys are permuted once into the pattern's enumeration order (`masks.pattern_layout`: ESA or raster) and padded
-to J = ceil(n / s) blocks of s; queries are sorted by the enumeration position `a` of their mask row
+Keys are permuted once into the pattern's enumeration order (`masks.pattern_layout`: ESA or raster) and
+padded to J = ceil(n / s) blocks of s; queries are sorted by the enumeration position `a` of their mask row
 (`masks.query_key_rows`, "original" folding or "aligned"), each position holding r = Nq / n queries. In that
 order every head kind is a small dense attention:
 
 * "floor" (floor heads): the queries of block j attend the s keys of block j;
 * "window" (strided window): the queries of block j attend the 2s keys of blocks j - 1 and j;
-* "column" (strided periodic): the queries at offset c of every block attend the key at offset c of every block;
-* "summary" (repetitive, one-directional repetitive, dense): every query attends a fixed list of m summary keys
-  (block ends or complete-block starts, ~sqrt(n); all keys for dense) plus its own diagonal key, the diagonal
-  being masked when it already is a summary key so that it counts once.
+* "column" (strided periodic): the queries at offset c of every block attend the keys at offset c of
+  every block;
+* "summary" (repetitive, one-directional repetitive, dense): every query attends a fixed list of m summary
+  keys (block ends or complete-block starts, ~sqrt(n); all keys for dense) plus its own diagonal key, the
+  diagonal being masked when it already is a summary key so that it counts once.
 
 Within each of those, the keys a head's 1-D mask excludes get the same additive -1000 as the dense path, so
-their probabilities are the same exact zeros. The dense [B, heads, Nq, Nk] map is only built (by scattering the
-sparse probabilities) when it is asked for. All index tables are static NumPy constants, so the layer runs
+their probabilities are the same exact zeros. The dense [B, heads, Nq, Nk] map is built (by scattering the
+sparse probabilities) only when asked for. All index tables are static NumPy constants, so the layer runs
 under XLA on CPU, GPU and TPU with an unknown batch size.
 
-Einsum letters: b batch, g heads of one group, j blocks (or block offsets for "column"), q queries of one block,
-k key slots, m summary keys, d channels of one head.
+Einsum letters: b batch, g heads of one group, j blocks (or block offsets for "column"), q queries of one
+block, k key slots, m summary keys, d channels of one head.
 """
 
 import dataclasses
@@ -163,7 +165,8 @@ def _group_key_positions(family, layout_heads, stride, num_keys):
                 summary = np.arange(n // s) * s + s - 1  # block ends (complete blocks only exist)
             else:
                 summary = np.arange(n // s) * s  # starts of complete blocks
-            key = np.concatenate([np.broadcast_to(summary[None, :], (padded, summary.size)), position], axis=1)
+            every_summary = np.broadcast_to(summary[None, :], (padded, summary.size))
+            key = np.concatenate([every_summary, position], axis=1)  # [P, m + 1]
             allowed = np.ones(key.shape, dtype=bool)
             if head.kind == "one_directional_repetitive":
                 allowed[:, :-1] = summary[None, :] <= position
@@ -201,7 +204,9 @@ def build_plan(pattern, query_grid, key_grid, geometry="original", num_heads=Non
     families = {}
     for head_index, head in enumerate(layout.heads):
         if head.kind not in FAMILY_OF_KIND:
-            raise ValueError(f"head kind {head.kind!r} has no block formulation; known: {tuple(FAMILY_OF_KIND)}")
+            raise ValueError(
+                f"head kind {head.kind!r} has no block formulation; known: {tuple(FAMILY_OF_KIND)}"
+            )
         families.setdefault(FAMILY_OF_KIND[head.kind], []).append(head_index)
     groups = []
     for family in FAMILIES:
@@ -283,7 +288,8 @@ class _PlanTensors:
         query_indices, key_indices = [], []
         for group in plan.groups:
             heads = np.asarray(group.heads, dtype=np.int64)[:, None]
-            # Flattened [heads * positions] indices: a group's heads, queries sorted by position, keys permuted.
+            # Flattened [heads * positions] indices: the group's heads, queries sorted by position, keys
+            # in enumeration order.
             query_indices.append((heads * num_queries + plan.query_order[None, :]).reshape(-1))
             key_indices.append((heads * n + plan.key_order[None, :]).reshape(-1))
         self.split_queries = _split_permutation(query_indices)
@@ -314,8 +320,11 @@ def _previous_blocks(blocks_tensor):
 
 
 def _attend_group(family, bias, summary_index, queries, keys, values, stride):
-    """One group. queries [B, g, P, r, d], keys [B, g, P, d], values [B, g, P, dv] -> (outputs [B, g, P, r, dv],
-    probabilities [B, g, P, r, slots])."""
+    """One group of heads in the sorted, padded layout.
+
+    queries [B, g, P, r, d], keys [B, g, P, d], values [B, g, P, dv]
+    -> (outputs [B, g, P, r, dv], probabilities [B, g, P, r, slots]).
+    """
     batch = tf.shape(queries)[0]
     g, padded, r, depth = queries.shape[1], queries.shape[2], queries.shape[3], queries.shape[4]
     value_depth = values.shape[-1]
@@ -364,21 +373,22 @@ def _attend_group(family, bias, summary_index, queries, keys, values, stride):
         "bgqd,bgmd->bgqm", tf.reshape(queries, [batch, g, padded * r, depth]), summary_keys
     )  # [B, g, P r, m]
     summary_logits = tf.reshape(summary_logits, [batch, g, padded, r, num_summary])
-    diagonal_logits = tf.reduce_sum(queries * keys[:, :, :, None, :], axis=-1, keepdims=True)  # [B, g, P, r, 1]
+    diagonal_logits = tf.reduce_sum(queries * keys[:, :, :, None, :], axis=-1, keepdims=True)  # [B,g,P,r,1]
     probabilities = _softmax_with_bias(tf.concat([summary_logits, diagonal_logits], axis=-1), bias)
     summary_probabilities, diagonal_probabilities = tf.split(probabilities, [num_summary, 1], axis=-1)
-    outputs = tf.einsum(
-        "bgqm,bgmd->bgqd", tf.reshape(summary_probabilities, [batch, g, padded * r, num_summary]), summary_values
-    )
+    summary_probabilities = tf.reshape(summary_probabilities, [batch, g, padded * r, num_summary])
+    outputs = tf.einsum("bgqm,bgmd->bgqd", summary_probabilities, summary_values)
     outputs = tf.reshape(outputs, [batch, g, padded, r, value_depth])
     outputs += diagonal_probabilities * values[:, :, :, None, :]
     return outputs, probabilities
 
 
 def block_sparse_attend(plan_tensors: _PlanTensors, queries, keys, values, return_probabilities=False):
-    """[B, heads, Nq, d], [B, heads, Nk, d], [B, heads, Nk, dv] -> ([B, heads, Nq, dv], probabilities or None).
+    """Block-sparse `attend`: queries [B, heads, Nq, d], keys [B, heads, Nk, d], values [B, heads, Nk, dv]
+    -> (outputs [B, heads, Nq, dv], probabilities).
 
-    probabilities, when asked for, is the dense [B, heads, Nq, Nk] map, zero where the masks forbid.
+    probabilities is None unless return_probabilities, then the dense [B, heads, Nq, Nk] map, exactly zero
+    where the masks forbid.
     """
     plan = plan_tensors.plan
     batch = tf.shape(queries)[0]
@@ -422,7 +432,8 @@ def _dense_probabilities(plan, group_probabilities, batch):
     """Scatter each group's [B, g, P, r, slots] probabilities into the dense [B, heads, Nq, Nk] map."""
     n, num_queries = plan.num_keys, plan.num_queries
     updates, targets = [], []
-    for (_, source, heads, queries, keys), probabilities in zip(plan.scatter_coordinates(), group_probabilities):
+    coordinates = plan.scatter_coordinates()
+    for (_, source, heads, queries, keys), probabilities in zip(coordinates, group_probabilities):
         flat = tf.reshape(probabilities[:, :, :n], [batch, -1])
         updates.append(tf.gather(flat, source.astype(np.int32), axis=1))  # [B, entries]
         targets.append((heads * num_queries + queries) * n + keys)
@@ -445,7 +456,9 @@ class BlockSparseLocalAttention(LocalSparseAttention):
         PooledAttention.build(self, input_shape)
         self.plan = build_plan(self.pattern, self.query_grid, self.key_grid, geometry=self.geometry)
         if self.plan.num_heads != self.num_heads:
-            raise ValueError(f"pattern {self.pattern!r} has {self.plan.num_heads} heads, expected {self.num_heads}")
+            raise ValueError(
+                f"pattern {self.pattern!r} has {self.plan.num_heads} heads, expected {self.num_heads}"
+            )
         self._plan_tensors = _PlanTensors(self.plan)
 
     @property
