@@ -85,10 +85,7 @@ def random_inputs(shape, seed):
 
 
 def built(layer, shape, sigma_ratio=0.8, seed=0):
-    """Builds `layer` for [B, h, w, C], with a non-zero sigma_ratio and random (Glorot) kernels.
-
-    Built by a call: `build` alone does not create the projection weights (see the xfail test below).
-    """
+    """Builds `layer` for [B, h, w, C], with a non-zero sigma_ratio and random (Glorot) kernels."""
     tf.keras.utils.set_random_seed(seed)
     layer(tf.zeros(shape), training=False)
     layer.sigma_ratio.assign(sigma_ratio)
@@ -352,32 +349,16 @@ def test_bad_arguments_are_named(make, message):
         make()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PooledAttention.__init__ stores u_update without checking it; the bad value is only reported "
-    "by the inner SpectralConv2D at build time (first call), not at construction as the house style asks",
-)
 def test_bad_u_update_is_rejected_at_construction():
     with pytest.raises(ValueError, match="'bogus'"):
         SelfAttention(u_update="bogus")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalSparseAttention.__init__ silently drops a num_heads keyword (kwargs.pop) and builds 8 heads; "
-    "a num_heads other than 8 should be a ValueError naming the value",
-)
 def test_local_sparse_attention_rejects_a_head_count_other_than_eight():
     with pytest.raises(ValueError, match="num_heads=4"):
         LocalSparseAttention(pattern="ylg", num_heads=4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PooledAttention.build creates the four SpectralConv2D sub-layers but does not build them, so after "
-    "layer.build(shape) only sigma_ratio exists (1 of 9 weights); set_weights/checkpoint restore before a first "
-    "call misses the projections. Fix: call conv.build(...) for each projection inside build",
-)
 def test_build_creates_every_weight():
     layer = SelfAttention()
     layer.build(SHAPE)

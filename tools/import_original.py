@@ -7,24 +7,16 @@ Usage:
       [--overwrite]
 """
 
-import os
 import pathlib
-import shutil
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, workdir  # noqa: E402
-from ylg_tf.config import ATTENTION_KINDS, IMAGE_SIZES, DataConfig, ExperimentConfig, ModelConfig  # noqa: E402
-from ylg_tf.networks import build_networks  # noqa: E402
-from ylg_tf.original_checkpoint import (  # noqa: E402
-    infer_model_sizes,
-    load_original_checkpoint,
-    original_variable_map,
-)
+from ylg_tf import command_line  # noqa: E402
+from ylg_tf.config import ATTENTION_KINDS, IMAGE_SIZES  # noqa: E402
+from ylg_tf.original_checkpoint import import_into_workdir, infer_model_sizes  # noqa: E402
 
 flags.DEFINE_string("checkpoint", None, "Prefix of the original checkpoint, e.g. DIR/model.ckpt-900000.")
 flags.DEFINE_string("workdir", None, "Work directory to create.")
@@ -38,72 +30,31 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing work directory's conf
 flags.mark_flags_as_required(["checkpoint", "workdir"])
 FLAGS = flags.FLAGS
 
-# Size flag -> ModelConfig field inferred from the checkpoint.
-SIZE_FLAGS = {
-    "gf_dim": "generator_channels",
-    "df_dim": "discriminator_channels",
-    "num_classes": "num_classes",
-    "z_dim": "z_dim",
-}
-# Subdirectories that belong to the model a work directory held; --overwrite removes them.
-MODEL_SUBDIRECTORIES = (
-    workdir.CHECKPOINT_DIRECTORY,
-    workdir.EXPORT_DIRECTORY,
-    workdir.SAMPLES_DIRECTORY,
-    workdir.SUMMARIES_DIRECTORY,
-)
 
-
-def model_config_for(checkpoint):
-    sizes = infer_model_sizes(checkpoint)
-    for flag_name, field in SIZE_FLAGS.items():
-        given = getattr(FLAGS, flag_name)
-        if given is not None and given != sizes[field]:
-            raise ValueError(
-                f"--{flag_name}={given} disagrees with the checkpoint {checkpoint!r}, which has "
-                f"{flag_name}={sizes[field]}"
-            )
-    return ModelConfig(image_size=int(FLAGS.image_size), attention=FLAGS.attention, **sizes)
-
-
-def check_workdir_free(directory):
-    if os.path.isfile(os.path.join(directory, workdir.CONFIG_FILE)) and not FLAGS.overwrite:
-        raise FileExistsError(
-            f"{directory!r} already holds a work directory ({workdir.CONFIG_FILE}); pass --overwrite to replace it"
-        )
-
-
-def check_no_attention(checkpoint):
-    # Loading ignores checkpoint variables the networks lack, which would silently drop the attention layers.
-    keys = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
-    attention_keys = sorted(key for key in keys if "/g_ops/" in key or "/d_ops/" in key)
-    if attention_keys:
-        raise ValueError(
-            f"--attention=none, but the checkpoint has attention variables (e.g. {attention_keys[0]}); "
-            "pass the attention it was trained with"
-        )
+# Size flag -> ModelConfig field read from the checkpoint.
+SIZE_FLAGS = {"gf_dim": "generator_channels", "df_dim": "discriminator_channels", "num_classes": "num_classes",
+              "z_dim": "z_dim"}
 
 
 def main(argv):
     del argv
-    check_workdir_free(FLAGS.workdir)
-    model_config = model_config_for(FLAGS.checkpoint)
-    generator, discriminator = build_networks(model_config)
-    if model_config.attention == "none":
-        check_no_attention(FLAGS.checkpoint)
-    step = load_original_checkpoint(FLAGS.checkpoint, generator, discriminator)
-    if FLAGS.overwrite:
-        for name in MODEL_SUBDIRECTORIES:
-            shutil.rmtree(os.path.join(FLAGS.workdir, name), ignore_errors=True)
-    config = ExperimentConfig(model=model_config, data=DataConfig(dataset="imagenet2012"))
-    workdir.save_config(config, FLAGS.workdir)
-    path = workdir.write_checkpoint(FLAGS.workdir, generator, discriminator, step)
-    variables = len(original_variable_map(generator, discriminator))
+    sizes = infer_model_sizes(FLAGS.checkpoint)
+    for flag_name, field in SIZE_FLAGS.items():
+        given = getattr(FLAGS, flag_name)
+        if given is not None and given != sizes[field]:
+            raise ValueError(
+                f"--{flag_name}={given} disagrees with the checkpoint {FLAGS.checkpoint!r}, which has "
+                f"{flag_name}={sizes[field]}"
+            )
+    config, path, step, count = import_into_workdir(
+        FLAGS.checkpoint, FLAGS.workdir, image_size=int(FLAGS.image_size), attention=FLAGS.attention,
+        overwrite=FLAGS.overwrite,
+    )
+    model = config.model
     print(
-        f"imported {variables} variables at step {step} "
-        f"(image_size={model_config.image_size}, gf_dim={model_config.generator_channels}, "
-        f"df_dim={model_config.discriminator_channels}, num_classes={model_config.num_classes}, "
-        f"z_dim={model_config.z_dim}, attention={model_config.attention})"
+        f"imported {count} variables at step {step} (image_size={model.image_size}, "
+        f"gf_dim={model.generator_channels}, df_dim={model.discriminator_channels}, "
+        f"num_classes={model.num_classes}, z_dim={model.z_dim}, attention={model.attention})"
     )
     print(f"work directory: {FLAGS.workdir} (checkpoint {path})")
 

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from ylg_tf import masks
-from ylg_tf.spectral_normalization import SpectralConv2D
+from ylg_tf.spectral_normalization import U_UPDATES, SpectralConv2D
 
 MASK_LOGIT_PENALTY = -1000.0
 LOCAL_PATTERNS = ("ylg", "ylg_no_esa", "ylg_strided", "fixed")
@@ -52,6 +52,8 @@ class PooledAttention(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         if int(num_heads) <= 0:
             raise ValueError(f"num_heads={num_heads!r} must be a positive integer")
+        if u_update not in U_UPDATES:
+            raise ValueError(f"u_update={u_update!r} is not one of {U_UPDATES}")
         self.num_heads = int(num_heads)
         self.u_update = u_update
 
@@ -73,6 +75,10 @@ class PooledAttention(tf.keras.layers.Layer):
         self.conv_phi = SpectralConv2D(channels // 8, name="sn_conv_phi", **convolution)
         self.conv_g = SpectralConv2D(channels // 2, name="sn_conv_g", **convolution)
         self.conv_attn = SpectralConv2D(channels, name="sn_conv_attn", **convolution)
+        self.conv_theta.build(input_shape)
+        self.conv_phi.build(input_shape)
+        self.conv_g.build(input_shape)
+        self.conv_attn.build(tuple(input_shape[:-1]) + (channels // 2,))
         self.sigma_ratio = self.add_weight(name="sigma_ratio", shape=(), initializer="zeros")
         super().build(input_shape)
 
@@ -137,7 +143,9 @@ class LocalSparseAttention(PooledAttention):
     """
 
     def __init__(self, pattern="ylg", geometry="original", u_update="training", **kwargs):
-        kwargs.pop("num_heads", None)
+        num_heads = kwargs.pop("num_heads", 8)
+        if num_heads != 8:
+            raise ValueError(f"num_heads={num_heads!r}: local sparse attention has the pattern's 8 heads")
         super().__init__(num_heads=8, u_update=u_update, **kwargs)
         if pattern not in LOCAL_PATTERNS:
             raise ValueError(f"pattern={pattern!r} is not one of {LOCAL_PATTERNS}")

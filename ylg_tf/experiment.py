@@ -28,6 +28,7 @@ from ylg_tf.visualization import image_grid, save_png
 
 SAMPLE_GRID_SIZE = 16
 CHECKPOINTS_KEPT = 5
+EVALUATION_SCORES = ("fid", "inception_score")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -205,9 +206,11 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
                     tf.summary.scalar(f"sigma_ratio/{name}", value)
                 tf.summary.image("samples", grid[None], max_outputs=1)
                 if evaluator is not None and training.eval_every and step % training.eval_every == 0:
-                    for name, value in evaluator(trainer.sampling_generator, step).items():
-                        tf.summary.scalar(f"eval/{name}", value)
-                        log(f"step {step}  {name} {value:.4f}")
+                    scores = evaluator(trainer.sampling_generator, step)
+                    for name in EVALUATION_SCORES:
+                        if name in scores:
+                            tf.summary.scalar(f"eval/{name}", scores[name])
+                    log(f"step {step}  " + "  ".join(f"{n} {scores[n]:.4f}" for n in EVALUATION_SCORES if n in scores))
             writer.flush()
             if step % training.checkpoint_every == 0 or step == training.train_steps:
                 checkpoint_path = manager.save(checkpoint_number=step)

@@ -169,7 +169,10 @@ class Generator(tf.keras.Model):
         for index, block in enumerate(self.blocks, start=1):
             hidden = block(hidden, labels, training=training)
             if index == self.attention_after and self.g_ops is not None:
-                hidden, probabilities = self.g_ops(hidden, training=training, return_attention=True)
+                if return_attention:
+                    hidden, probabilities = self.g_ops(hidden, training=training, return_attention=True)
+                else:
+                    hidden = self.g_ops(hidden, training=training)
         hidden = tf.nn.relu(self.g_bn(hidden, training=training))
         images = tf.nn.tanh(self.g_snconv_last(hidden, training=training))
         if return_attention:
@@ -228,8 +231,10 @@ class Discriminator(tf.keras.Model):
             hidden = block(hidden)
             if index == self.attention_after:
                 features = hidden
-                if self.d_ops is not None:
+                if self.d_ops is not None and return_attention:
                     hidden, probabilities = self.d_ops(hidden, training=training, return_attention=True)
+                elif self.d_ops is not None:
+                    hidden = self.d_ops(hidden, training=training)
         pooled = tf.reduce_sum(tf.nn.relu(hidden), axis=[1, 2])  # [B, C]
         logits = self.d_sn_linear(pooled)
         logits += tf.reduce_sum(pooled * self.d_embedding(labels), axis=1, keepdims=True)

@@ -7,9 +7,15 @@ of every missing or mis-shaped variable.
 """
 
 import logging
+import os
+import shutil
 
 import numpy as np
 import tensorflow as tf
+
+from ylg_tf import workdir as workdirs
+from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
+from ylg_tf.networks import build_networks
 
 GENERATOR_SCOPE = "Generator/generator"
 DISCRIMINATOR_SCOPE = "Discriminator/discriminator"
@@ -131,3 +137,43 @@ def load_original_checkpoint(checkpoint_prefix, generator, discriminator):
     if unused:
         logging.info("ignored %d checkpoint variables not used by the networks (e.g. %s)", len(unused), unused[0])
     return checkpoint_global_step(checkpoint_prefix)
+
+
+# Sub-folders that belong to the model a work directory held; an overwriting import removes them.
+_MODEL_SUBDIRECTORIES = (
+    workdirs.CHECKPOINT_DIRECTORY,
+    workdirs.EXPORT_DIRECTORY,
+    workdirs.SAMPLES_DIRECTORY,
+    workdirs.SUMMARIES_DIRECTORY,
+)
+
+
+def import_into_workdir(checkpoint_prefix, workdir, image_size=128, attention="ylg", overwrite=False):
+    """Builds our networks from an original checkpoint and writes them as a new work directory.
+
+    Sizes (channels, classes, z_dim) are read from the checkpoint. Returns (ExperimentConfig, checkpoint path, global step, number of variables loaded).
+    """
+    if os.path.isfile(os.path.join(workdir, workdirs.CONFIG_FILE)) and not overwrite:
+        raise FileExistsError(
+            f"{workdir!r} already holds a work directory ({workdirs.CONFIG_FILE}); pass --overwrite to replace it"
+        )
+    sizes = infer_model_sizes(checkpoint_prefix)
+    model_config = ModelConfig(image_size=image_size, attention=attention, **sizes)
+    if attention == "none":
+        # Loading ignores checkpoint variables the networks lack, which would silently drop the attention.
+        _, shapes = _checkpoint_shapes(checkpoint_prefix)
+        attention_keys = sorted(key for key in shapes if "/g_ops/" in key or "/d_ops/" in key)
+        if attention_keys:
+            raise OriginalCheckpointError(
+                f"attention='none', but the checkpoint has attention variables (e.g. {attention_keys[0]}); "
+                "pass the attention it was trained with"
+            )
+    generator, discriminator = build_networks(model_config)
+    step = load_original_checkpoint(checkpoint_prefix, generator, discriminator)
+    if overwrite:
+        for name in _MODEL_SUBDIRECTORIES:
+            shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+    config = ExperimentConfig(model=model_config, data=DataConfig(dataset="imagenet2012"))
+    workdirs.save_config(config, workdir)
+    path = workdirs.write_checkpoint(workdir, generator, discriminator, step)
+    return config, path, step, len(original_variable_map(generator, discriminator))

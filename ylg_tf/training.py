@@ -47,7 +47,8 @@ class Trainer:
     Args:
       config: the experiment config.
       strategy: the tf.distribute strategy (from ylg_tf.distribution.create_strategy).
-      jit_compile: compile each replica's step with XLA (TPUs always compile).
+      jit_compile: compile each replica's network updates with XLA (TPUs always compile). With
+        MirroredStrategy the optimizers' cross-replica reduction cannot run inside XLA: use it on one device.
     """
 
     def __init__(self, config: ExperimentConfig, strategy, jit_compile=False):
@@ -92,7 +93,11 @@ class Trainer:
         if self.generator_ema is not None:
             objects["generator_ema"] = self.generator_ema
         self.checkpoint = tf.train.Checkpoint(**objects)
-        self._replica_step = tf.function(self._replica_step_eager, jit_compile=jit_compile)
+        # A nested tf.function may not hold the optimizers' cross-replica merge, so the updates become one
+        # only when XLA compiles them.
+        self._update_networks = (
+            tf.function(self._update_networks_eager, jit_compile=True) if jit_compile else self._update_networks_eager
+        )
         self.train_loop = tf.function(self._train_loop_eager)
 
     @property
@@ -121,13 +126,22 @@ class Trainer:
             else:
                 average.assign(variable)  # u vectors and batch-norm statistics follow G directly
 
-    def _replica_step_eager(self, images, labels):
+    def _replica_step(self, images, labels):
         replica_index = tf.distribute.get_replica_context().replica_id_in_sync_group
         step = self.step.read_value()
+        # Latents are drawn outside the (optionally XLA-compiled) update: XLA's stateless random kernels
+        # give other numbers than TensorFlow's, and the draws must not depend on compilation.
+        discriminator_latents = self.latents(step, 0, replica_index)
+        generator_latents = self.latents(step, 1, replica_index)
+        metrics = self._update_networks(images, labels, discriminator_latents, generator_latents)
+        self.step.assign_add(1)
+        return metrics
+
+    def _update_networks_eager(self, images, labels, discriminator_latents, generator_latents):
         generator, discriminator = self.generator, self.discriminator
 
         # Discriminator update on the real batch and fresh fakes.
-        z, fake_labels = self.latents(step, 0, replica_index)
+        z, fake_labels = discriminator_latents
         fakes = generator((z, fake_labels), training=True)
         with tf.GradientTape() as tape:
             logits = discriminator((tf.concat([images, fakes], 0), tf.concat([labels, fake_labels], 0)))
@@ -137,7 +151,7 @@ class Trainer:
         self.discriminator_optimizer.apply_gradients(zip(tape.gradient(discriminator_loss, variables), variables))
 
         # Generator update against the updated discriminator.
-        z, fake_labels = self.latents(step, 1, replica_index)
+        z, fake_labels = generator_latents
         with tf.GradientTape() as tape:
             generated_logits = discriminator((generator((z, fake_labels), training=True), fake_labels))
             generator_loss = generator_hinge_loss(None, generated_logits, self.global_batch_size)
@@ -146,7 +160,6 @@ class Trainer:
 
         if self.generator_ema is not None:
             self._update_ema()
-        self.step.assign_add(1)
         scale = 1.0 / self.global_batch_size
         return tf.stack(
             [

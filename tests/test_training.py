@@ -1,0 +1,278 @@
+"""The trainer and the training run: the original step, replicas, XLA, exact resume, checkpoints, errors."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPOSITORY_ROOT
+from ylg_tf import workdir as workdirs
+from ylg_tf.config import get_preset
+from ylg_tf.experiment import (
+    CheckpointUnreadableError,
+    TrainingDivergedError,
+    restore_latest,
+    run_training,
+)
+from ylg_tf.losses import discriminator_hinge_loss, generator_hinge_loss
+from ylg_tf.training import LoopMetrics, Trainer
+
+TEST_CONFIG = get_preset("test")
+
+
+def _fixed_dataset(batch_size=4, size=32):
+    images = tf.random.stateless_uniform([batch_size, size, size, 3], seed=[5, 6], minval=-1.0, maxval=1.0)
+    labels = tf.range(batch_size, dtype=tf.int32) % TEST_CONFIG.model.num_classes
+    return tf.data.Dataset.from_tensors((images, labels)).repeat()
+
+
+def test_hinge_losses_match_numpy():
+    real = np.array([[1.5], [0.2], [-0.7]], np.float32)
+    fake = np.array([[-2.0], [0.4], [0.9]], np.float32)
+    expected_d = np.mean(np.maximum(0, 1 - real)) + np.mean(np.maximum(0, 1 + fake))
+    # With the global batch equal to this batch, the sums divided by it are the means.
+    np.testing.assert_allclose(discriminator_hinge_loss(real, fake, 3).numpy(), expected_d, rtol=1e-6)
+    np.testing.assert_allclose(generator_hinge_loss(real, fake, 3).numpy(), -np.mean(fake), rtol=1e-6)
+    # Half the global batch on this replica: half the contribution.
+    np.testing.assert_allclose(generator_hinge_loss(None, fake, 6).numpy(), -np.mean(fake) / 2, rtol=1e-6)
+
+
+def test_latents_do_not_depend_on_the_replica_count():
+    config = TEST_CONFIG.replace(training={"batch_size": 4})
+    trainer = Trainer(config, tf.distribute.get_strategy())
+    z, labels = trainer.latents(tf.constant(7, tf.int64), 1, 0)
+    # A 2-replica trainer's slices are the halves of the same global draw.
+    trainer.per_replica_batch_size = 2
+    halves = [trainer.latents(tf.constant(7, tf.int64), 1, index) for index in (0, 1)]
+    np.testing.assert_array_equal(np.concatenate([h[0] for h in halves]), z.numpy())
+    np.testing.assert_array_equal(np.concatenate([h[1] for h in halves]), labels.numpy())
+    other_phase, _ = trainer.latents(tf.constant(7, tf.int64), 0, 0)
+    assert not np.allclose(other_phase.numpy(), z.numpy()[:2])
+    assert labels.numpy().min() >= 0 and labels.numpy().max() < config.model.num_classes
+
+
+def test_one_step_on_two_replicas_equals_one_replica():
+    script = REPOSITORY_ROOT / "tests" / "replica_equivalence_check.py"
+    completed = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["steps"] == [1, 1]
+    # The step really changed every kind of state, and both runs changed it the same way.
+    assert result["weights_change"] > 1e-4 and result["spectral_norm_u_change"] > 1e-4
+    assert result["batch_norm_statistics_change"] > 1e-6
+    assert result["weights"] < 1e-6, result
+    assert result["spectral_norm_u"] < 2e-5, result
+    assert result["batch_norm_statistics"] < 1e-5, result
+    assert result["replica_spread"] == 0.0, result
+    assert result["metrics"] < 1e-5, result
+    assert "batch_size=3" in result["odd_batch_error"] and "2 replicas" in result["odd_batch_error"]
+
+
+def test_step_compiles_with_xla_and_matches_the_plain_step():
+    strategy = tf.distribute.get_strategy()
+    tf.keras.utils.set_random_seed(11)
+    plain = Trainer(TEST_CONFIG, strategy)
+    compiled = Trainer(TEST_CONFIG, strategy, jit_compile=True)
+    for network in ("generator", "discriminator"):
+        for source, target in zip(getattr(plain, network).variables, getattr(compiled, network).variables):
+            target.assign(source)
+    dataset = _fixed_dataset()
+    plain_metrics = plain.run_loop(iter(dataset), 2)
+    compiled_metrics = compiled.run_loop(iter(dataset), 2)
+    assert compiled_metrics.step == plain_metrics.step == 2
+    np.testing.assert_allclose(compiled_metrics.discriminator_loss, plain_metrics.discriminator_loss, atol=1e-4)
+    for a, b in zip(plain.generator.trainable_variables, compiled.generator.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+    # The network updates really went through XLA.
+    traced = compiled._update_networks.get_concrete_function(
+        *next(iter(dataset)), compiled.latents(tf.constant(0, tf.int64), 0, 0), compiled.latents(tf.constant(0, tf.int64), 1, 0)
+    )
+    assert traced.function_def.attr["_XlaMustCompile"].b
+
+
+def test_d_step_then_g_step_moves_both_networks_and_the_step():
+    trainer = Trainer(TEST_CONFIG, tf.distribute.get_strategy())
+    before_g = [v.numpy() for v in trainer.generator.trainable_variables]
+    before_d = [v.numpy() for v in trainer.discriminator.trainable_variables]
+    metrics = trainer.run_loop(iter(_fixed_dataset()), 1)
+    assert metrics.step == 1 and int(trainer.step.numpy()) == 1
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before_g, trainer.generator.trainable_variables))
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before_d, trainer.discriminator.trainable_variables))
+    assert int(trainer.generator_optimizer.iterations.numpy()) == 1
+    assert int(trainer.discriminator_optimizer.iterations.numpy()) == 1
+    # Adam as the paper: beta1 0, beta2 0.999, epsilon 1e-8, TTUR rates.
+    config = trainer.generator_optimizer.get_config()
+    assert (config["beta_1"], config["beta_2"], config["epsilon"]) == (0.0, 0.999, 1e-8)
+    assert np.isclose(float(trainer.discriminator_optimizer.learning_rate.numpy()), 4e-4)
+    assert np.isclose(float(trainer.generator_optimizer.learning_rate.numpy()), 1e-4)
+
+
+def test_generator_moving_average():
+    config = TEST_CONFIG.replace(training={"generator_ema_decay": 0.5})
+    trainer = Trainer(config, tf.distribute.get_strategy())
+    before = [v.numpy() for v in trainer.generator.trainable_variables]
+    trainer.run_loop(iter(_fixed_dataset()), 1)
+    for start, current, average in zip(
+        before, trainer.generator.trainable_variables, trainer.generator_ema.trainable_variables
+    ):
+        np.testing.assert_allclose(average.numpy(), 0.5 * start + 0.5 * current.numpy(), atol=1e-6)
+    assert trainer.sampling_generator is trainer.generator_ema
+
+
+def _checkpoint_variables(path):
+    reader = tf.train.load_checkpoint(path)
+    return {
+        key: reader.get_tensor(key)
+        for key in reader.get_variable_to_shape_map()
+        if key.startswith(("generator", "discriminator", "step")) and "OBJECT_GRAPH" not in key
+    }
+
+
+def test_exact_resume_equals_an_uninterrupted_run(tmp_path):
+    # Op determinism is process-wide, so this runs in a subprocess.
+    code = f"""
+import sys; sys.path.insert(0, {str(REPOSITORY_ROOT)!r})
+import tensorflow as tf
+tf.config.experimental.enable_op_determinism()
+from ylg_tf.config import get_preset
+from ylg_tf.experiment import run_training
+config = get_preset("test").replace(training={{"train_steps": 4, "steps_per_loop": 2, "checkpoint_every": 2}})
+strategy = tf.distribute.get_strategy()
+tf.keras.utils.set_random_seed(0)
+run_training(config, {str(tmp_path / 'straight')!r}, strategy, log=lambda m: None)
+tf.keras.utils.set_random_seed(0)
+run_training(config.replace(training={{"train_steps": 2}}), {str(tmp_path / 'resumed')!r}, strategy, log=lambda m: None)
+tf.keras.utils.set_random_seed(99)  # a resumed run must not depend on fresh initial weights
+run_training(config, {str(tmp_path / 'resumed')!r}, strategy, log=print)
+"""
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "resumed at step 2" in completed.stdout
+    straight = _checkpoint_variables(workdirs.latest_checkpoint(tmp_path / "straight"))
+    resumed = _checkpoint_variables(workdirs.latest_checkpoint(tmp_path / "resumed"))
+    assert straight.keys() == resumed.keys()
+    assert any("optimizer" in key or "generator_optimizer" in key for key in
+               tf.train.load_checkpoint(workdirs.latest_checkpoint(tmp_path / "resumed")).get_variable_to_shape_map())
+    for key in straight:
+        np.testing.assert_array_equal(straight[key], resumed[key], err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory):
+    """A tiny run of 4 steps with checkpoints at 2 and 4."""
+    directory = tmp_path_factory.mktemp("run")
+    config = TEST_CONFIG.replace(training={"train_steps": 4, "steps_per_loop": 2, "checkpoint_every": 2})
+    messages = []
+    result = run_training(config, str(directory), tf.distribute.get_strategy(), log=messages.append)
+    return directory, config, result, messages
+
+
+def test_run_writes_checkpoints_summaries_samples_and_export(trained_workdir):
+    directory, config, result, messages = trained_workdir
+    assert result.step == 4 and not result.preempted
+    assert workdirs.load_config(directory) == config
+    assert [workdirs.checkpoint_step(p) for p in tf.train.get_checkpoint_state(
+        workdirs.checkpoint_directory(directory)).all_model_checkpoint_paths] == [2, 4]
+    assert os.path.isfile(directory / "samples" / "latest.png")
+    assert os.path.isfile(directory / "samples" / "step_00000004.png")
+    events = list((directory / "summaries").glob("events.out.tfevents.*"))
+    assert events
+    tags = set()
+    for event in tf.compat.v1.train.summary_iterator(str(events[0])):
+        tags.update(value.tag for value in event.summary.value)
+    assert {"train/discriminator_loss", "train/generator_loss", "train/steps_per_second", "samples"} <= tags
+    assert any(tag.startswith("sigma_ratio/") for tag in tags)
+    step_lines = [m for m in messages if m.startswith("step ")]
+    assert len(step_lines) == 2 and "steps/s" in step_lines[-1] and "ETA" in step_lines[-1]
+    # The export gives the Keras generator's images.
+    _, generator, _, step = workdirs.restore_networks(str(directory))
+    assert step == 4
+    exported = tf.saved_model.load(result.export_directory).signatures["serving_default"]
+    z = tf.random.stateless_normal([3, config.model.z_dim], seed=[1, 1])
+    labels = tf.constant([0, 1, 3], tf.int32)
+    images = exported(z=z, labels=labels)["images"].numpy()
+    keras_images = generator((z, labels), training=False).numpy()
+    expected = np.clip(np.round((keras_images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    assert np.max(np.abs(images.astype(int) - expected.astype(int))) <= 1
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(trained_workdir, tmp_path):
+    directory, config, _, _ = trained_workdir
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(directory / "checkpoints", copy / "checkpoints")
+    latest = tf.train.latest_checkpoint(str(copy / "checkpoints"))
+    with open(latest + ".data-00000-of-00001", "r+b") as file:
+        file.truncate(100)
+    trainer = Trainer(config, tf.distribute.get_strategy())
+    manager = tf.train.CheckpointManager(trainer.checkpoint, str(copy / "checkpoints"), max_to_keep=5)
+    messages = []
+    restored = restore_latest(manager, trainer.checkpoint, messages.append)
+    assert restored.endswith("ckpt-2") and int(trainer.step.numpy()) == 2
+    assert any("unreadable" in m and "ckpt-4" in m for m in messages)
+    # When every checkpoint is unreadable, training refuses to start over.
+    with open(restored + ".data-00000-of-00001", "r+b") as file:
+        file.truncate(100)
+    with pytest.raises(CheckpointUnreadableError, match="refusing to start over"):
+        restore_latest(manager, trainer.checkpoint, messages.append)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(trained_workdir, tmp_path, monkeypatch):
+    directory, config, _, _ = trained_workdir
+    import shutil
+
+    shutil.copytree(directory, tmp_path / "run")
+    original = Trainer.run_loop
+
+    def diverging(self, iterator, num_steps):
+        metrics = original(self, iterator, num_steps)
+        return dataclasses.replace(metrics, generator_loss=float("nan"))
+
+    monkeypatch.setattr(Trainer, "run_loop", diverging)
+    longer = config.replace(training={"train_steps": 6})
+    with pytest.raises(TrainingDivergedError, match="non-finite loss at step 6.*ckpt-4 is intact"):
+        run_training(longer, str(tmp_path / "run"), tf.distribute.get_strategy(), log=lambda m: None)
+    assert workdirs.checkpoint_step(workdirs.latest_checkpoint(tmp_path / "run")) == 4
+
+
+def test_sigterm_saves_and_stops_cleanly(trained_workdir, tmp_path):
+    directory, config, _, _ = trained_workdir
+    import shutil
+
+    shutil.copytree(directory, tmp_path / "run")
+
+    def preempt(generator, step):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-run, like a preemption notice
+        return {}
+
+    longer = config.replace(training={"train_steps": 10, "checkpoint_every": 100, "eval_every": 2})
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    messages = []
+    result = run_training(longer, str(tmp_path / "run"), tf.distribute.get_strategy(), log=messages.append,
+                          evaluator=preempt)
+    assert result.preempted and result.step == 6
+    assert workdirs.checkpoint_step(workdirs.latest_checkpoint(tmp_path / "run")) == 6
+    assert any(m.startswith("SIGTERM: saved") for m in messages)
+    assert signal.getsignal(signal.SIGTERM) is previous_handler
+
+
+def test_loop_metrics_are_means_over_the_loop():
+    trainer = Trainer(TEST_CONFIG, tf.distribute.get_strategy())
+    metrics = trainer.run_loop(iter(_fixed_dataset()), 2)
+    assert isinstance(metrics, LoopMetrics)
+    assert np.isfinite([metrics.discriminator_loss, metrics.generator_loss]).all()
+    # The hinge D loss is a sum of two non-negative means.
+    assert metrics.discriminator_loss >= 0.0
