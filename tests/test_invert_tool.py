@@ -1,0 +1,214 @@
+"""tools/invert.py end to end on a tiny work directory, and ylg_tf.image_io, which reads its --image.
+
+The tool runs as a subprocess (as a user would), from another directory.
+"""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import REPOSITORY_ROOT
+from ylg_tf import image_io, visualization, workdir
+from ylg_tf.config import get_preset
+from ylg_tf.datasets import preprocess_image
+from ylg_tf.networks import build_networks
+
+TOOL = REPOSITORY_ROOT / "tools" / "invert.py"
+PICTURES = ["target.png", "best.png", "comparison.png", "saliency_mean.png", "loss_curve.png"]
+LABEL = 3
+
+
+def run_tool(arguments, cwd):
+    return subprocess.run(
+        [sys.executable, str(TOOL), *arguments],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=600,
+    )
+
+
+def write_bad_inputs(directory):
+    good = np.random.default_rng(0).integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
+    Image.fromarray(good).save(directory / "good.png")
+    encoded = (directory / "good.png").read_bytes()
+    (directory / "truncated.png").write_bytes(encoded[: len(encoded) // 2])
+    (directory / "empty.png").write_bytes(b"")
+    (directory / "notes.txt").write_text("not a picture\n")
+
+
+# Bad input -> (arguments, fragment of the one-line error).
+BAD_INPUTS = {
+    "missing file": (["--image={inputs}/missing.png", "--label=0"], "does not exist"),
+    "zero-byte file": (["--image={inputs}/empty.png", "--label=0"], "is empty (0 bytes)"),
+    "corrupt image": (["--image={inputs}/truncated.png", "--label=0"], "corrupt or truncated"),
+    "non-image file": (["--image={inputs}/notes.txt", "--label=0"], "is not an image file"),
+    "label out of range": (["--image={inputs}/good.png", "--label=4"], "label 4 is out of range"),
+    "label missing": (["--image={inputs}/good.png"], "--label is required"),
+    "heads out of range": (["--heads=0,8", "--steps=1"], "heads [8] are out of range"),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every tool run of this module. They are independent, so they run side by side, two at a time."""
+    root = tmp_path_factory.mktemp("invert")
+    directory = root / "workdir"
+    tf.keras.utils.set_random_seed(0)
+    config = get_preset("test")  # as training writes it: 32x32, 4 classes, YLG attention
+    generator, discriminator = build_networks(config.model)
+    workdir.save_config(config, directory)
+    workdir.write_checkpoint(directory, generator, discriminator, step=2)
+
+    inputs = root / "inputs"
+    inputs.mkdir()
+    sample = generator((tf.random.stateless_normal([1, 128], seed=[0, 1]), tf.constant([LABEL])), training=False)
+    visualization.save_png(sample.numpy()[0], inputs / "sample.png")
+    ramp = np.tile(np.linspace(0, 255, 45).astype(np.uint8), (30, 1))  # 30 high, 45 wide, dark to light
+    Image.fromarray(ramp, mode="L").save(inputs / "gray picture.jpg", quality=95)
+    write_bad_inputs(inputs)
+
+    common = [f"--workdir={directory}"]
+    commands = {
+        "self": common + ["--label=3", "--restarts=2", "--steps=3", f"--output_dir={root / 'self'}"],
+        "png": common
+        + [f"--image={inputs / 'sample.png'}", f"--label={LABEL}", "--restarts=3", "--steps=4", "--heads=0,1,2,3"]
+        + [f"--output_dir={root / 'png'}"],
+        # No --output_dir: the default, <workdir>/inversion/<image name>.
+        "jpeg": common + [f"--image={inputs / 'gray picture.jpg'}", "--label=0", "--restarts=2", "--steps=2"],
+    }
+    for case, (arguments, _) in BAD_INPUTS.items():
+        commands[case] = common + [f"--output_dir={root / 'bad'}"] + [a.format(inputs=inputs) for a in arguments]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run_tool, arguments, root) for name, arguments in commands.items()}
+        results = {name: future.result() for name, future in futures.items()}
+    return dict(root=root, workdir=directory, inputs=inputs, results=results)
+
+
+def check_outputs(output_dir, restarts, steps):
+    for name in PICTURES + [f"reconstruction_{i}.png" for i in range(restarts)]:
+        assert (output_dir / name).is_file(), name
+    for head in range(8):  # every head of D's YLG attention
+        picture = np.asarray(Image.open(output_dir / f"saliency_head{head}.png"))
+        assert picture.shape == (256, 256, 3)  # 32x32 target enlarged for the overlay
+    assert np.asarray(Image.open(output_dir / "best.png")).shape == (32, 32, 3)
+    latents = np.load(output_dir / "latents.npy")
+    assert latents.shape == (restarts, 128)
+    report = json.loads((output_dir / "inversion.json").read_text())
+    assert report["restarts"] == restarts and report["steps"] == steps
+    assert report["heads"] == [0, 1, 2, 3]
+    assert len(report["initial_loss"]) == len(report["final_loss"]) == restarts
+    best = report["best"]["restart"]
+    assert best == int(np.argmin(report["final_loss"]))
+    assert report["best"]["final_loss"] == report["final_loss"][best]
+    assert report["best"]["initial_loss"] == report["initial_loss"][best]
+    assert np.all(np.isfinite(report["final_loss"]))
+    # best.png is the best restart's reconstruction.
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(output_dir / "best.png")),
+        np.asarray(Image.open(output_dir / f"reconstruction_{best}.png")),
+    )
+    return report
+
+
+def test_self_inversion_reports_the_distance_to_the_true_latent(runs):
+    result = runs["results"]["self"]
+    assert result.returncode == 0, result.stderr
+    report = check_outputs(runs["root"] / "self", restarts=2, steps=3)
+    assert report["image"] is None and report["label"] == 3 and report["checkpoint_step"] == 2
+    distances = report["self_inversion"]
+    assert len(distances["initial_latent_distance"]) == len(distances["final_latent_distance"]) == 2
+    best = report["best"]["restart"]
+    assert distances["best_final_latent_distance"] == distances["final_latent_distance"][best]
+    assert "distance to the true latent" in result.stdout
+
+
+def test_inversion_of_a_generated_png(runs):
+    result = runs["results"]["png"]
+    assert result.returncode == 0, result.stderr
+    output_dir = runs["root"] / "png"
+    report = check_outputs(output_dir, restarts=3, steps=4)
+    assert report["image"] == str(runs["inputs"] / "sample.png") and report["label"] == LABEL
+    assert "self_inversion" not in report
+    # A PNG at the model's size goes in unchanged: the target is the sample itself.
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(output_dir / "target.png")), np.asarray(Image.open(runs["inputs"] / "sample.png"))
+    )
+
+
+def test_inversion_of_a_grayscale_jpeg_of_another_size_writes_to_the_default_directory(runs):
+    result = runs["results"]["jpeg"]
+    assert result.returncode == 0, result.stderr
+    output_dir = runs["workdir"] / "inversion" / "gray picture"
+    report = check_outputs(output_dir, restarts=2, steps=2)
+    assert report["label"] == 0
+    target = np.asarray(Image.open(output_dir / "target.png"))
+    assert target.shape == (32, 32, 3)
+    np.testing.assert_array_equal(target[..., 0], target[..., 1])  # gray stays gray
+    # The central 30x30 square of a left-to-right ramp still darkens to the left.
+    assert target[16, 0, 0] < target[16, 31, 0]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_a_one_line_error_and_exit_code_2(runs, case):
+    result = runs["results"][case]
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert BAD_INPUTS[case][1] in lines[0], lines[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# ylg_tf.image_io
+
+
+def test_load_image_crops_the_central_square_and_resizes_like_the_data_pipeline(tmp_path):
+    random = np.random.default_rng(1)
+    pixels = random.integers(0, 256, size=(20, 37, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    loaded = image_io.load_image(tmp_path / "wide.png", 32)
+    assert loaded.shape == (32, 32, 3) and loaded.dtype == np.float32
+    np.testing.assert_allclose(loaded, preprocess_image(pixels, 32).numpy(), atol=1e-6)
+    # Largest central square, offset rounded up: columns 9..28 of 37. Corners are aligned, so the output
+    # corners are exactly the crop's corners.
+    np.testing.assert_allclose(loaded[0, 0], pixels[0, 9] * 2.0 / 255.0 - 1.0, atol=1e-5)
+    np.testing.assert_allclose(loaded[-1, -1], pixels[19, 28] * 2.0 / 255.0 - 1.0, atol=1e-5)
+
+
+def test_read_rgb_converts_grayscale_sixteen_bit_and_transparency(tmp_path):
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    Image.fromarray(gray, mode="L").save(tmp_path / "gray.png")
+    np.testing.assert_array_equal(image_io.read_rgb(tmp_path / "gray.png"), np.repeat(gray[..., None], 3, axis=-1))
+
+    deep = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    rgb = image_io.read_rgb(tmp_path / "deep.png")
+    np.testing.assert_array_equal(rgb[..., 0], np.round(deep / 257.0).astype(np.uint8))
+
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[:2, :, :] = (10, 20, 30, 255)  # opaque top half; transparent black bottom half
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    rgb = image_io.read_rgb(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(rgb[0, 0], (10, 20, 30))
+    np.testing.assert_array_equal(rgb[3, 3], (255, 255, 255))  # composited over white, not black
+
+
+def test_read_rgb_errors_are_one_line_and_typed(tmp_path):
+    write_bad_inputs(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        image_io.read_rgb(tmp_path / "missing.png")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        image_io.read_rgb(tmp_path)
+    cases = {"empty.png": "is empty", "truncated.png": "corrupt or truncated", "notes.txt": "is not an image file"}
+    for name, fragment in cases.items():
+        with pytest.raises(ValueError, match=fragment) as error:
+            image_io.read_rgb(tmp_path / name)
+        assert "\n" not in str(error.value)

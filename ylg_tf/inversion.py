@@ -1,0 +1,313 @@
+"""The generator's latent space: sampling latents, interpolating them, and attention-guided inversion.
+
+Inversion (YLG's `inverse_image.py`, spec section 6) looks for z such that G(z, y) matches an image x of
+class y. It compares the discriminator's features f = h1_ (the input of D's attention layer) and weighs
+their difference with the saliency of D's attention on x (`ylg_tf.saliency.key_saliency`):
+
+    loss(z) = sum over heads h of || (f(x) - f(G(z, y))) * W_h ||_2        (per restart)
+
+W_h [rows, columns] is broadcast over the feature channels; by default the heads are 0-3, the right-to-left
+heads of YLG. Several restarts run as one batch from truncated-normal (+-2 sigma) latents, optimised with
+Adam at learning rate 0.07 for 1000 steps; G runs in inference mode. The best restart is the one with the
+lowest final loss.
+
+Faithfulness notes:
+- D has no inference mode: like the original discriminator, every call of D runs one power iteration and
+  stores the new spectral-norm u vectors. Each optimisation step calls D on G(z), so D's u vectors move on
+  every step, as they did in the original loop. (The original graph also re-ran D on x every time it
+  evaluated the loss; here f(x) and the saliency are computed once, before the loop. With a trained model
+  the u vectors are at their fixed point and both give the same features.)
+- The original took the L2 norm over the whole batch of restarts at once; here each restart has its own
+  norm and the optimised quantity is their sum, so restarts do not influence each other's step sizes.
+- Adam is the TF1 one: beta_1 0.9, beta_2 0.999, epsilon 1e-8 (the Keras legacy Adam has the same update).
+- Options the original did not use, all off by default: Lookahead (k = 5, alpha = 0.5; the original built
+  it but never ran it in the loop), a pixel-loss weight (the original only printed ||x - G(z)||), the
+  choice of heads.
+"""
+
+import dataclasses
+import logging
+import warnings
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from ylg_tf.saliency import key_saliency
+
+RIGHT_TO_LEFT_HEADS = (0, 1, 2, 3)
+INITIAL_TRUNCATION = 2.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling and interpolation.
+
+
+def sample_latents(num, z_dim, seed, truncation=None):
+    """[num, z_dim] float32 standard normal latents; with truncation T, entries with |z| > T are resampled."""
+    if int(num) <= 0 or int(z_dim) <= 0:
+        raise ValueError(f"num={num!r} and z_dim={z_dim!r} must be positive integers")
+    if truncation is not None and not truncation > 0:
+        raise ValueError(f"truncation={truncation!r} must be positive (or None for no truncation)")
+    random = np.random.default_rng(seed)
+    latents = random.standard_normal((int(num), int(z_dim)))
+    if truncation is not None:
+        outside = np.abs(latents) > truncation
+        while outside.any():
+            latents[outside] = random.standard_normal(int(outside.sum()))
+            outside = np.abs(latents) > truncation
+    return latents.astype(np.float32)
+
+
+def interpolate_latents(start, end, num_steps):
+    """Straight line from start to end (both included), as the original's explore_latent: [num_steps, z_dim]."""
+    if int(num_steps) < 2:
+        raise ValueError(f"num_steps={num_steps!r} must be at least 2 (the two end points)")
+    start, end = np.asarray(start, np.float32), np.asarray(end, np.float32)
+    if start.shape != end.shape or start.ndim != 1:
+        raise ValueError(f"start and end must be latents of one shape [z_dim], got {start.shape} and {end.shape}")
+    ratios = np.linspace(0.0, 1.0, int(num_steps), dtype=np.float32)[:, None]  # [steps, 1]
+    return (1.0 - ratios) * start + ratios * end
+
+
+# ----------------------------------------------------------------------------------------------
+# The loss.
+
+
+def weighted_feature_loss(target_features, features, saliency, heads):
+    """Per-restart loss: sum over `heads` of || (target - features) * saliency[head] ||_2.
+
+    Args:
+      target_features: [1 or R, rows, columns, C] features of the target image.
+      features: [R, rows, columns, C] features of the reconstructions.
+      saliency: [1 or R, heads, rows, columns] weights (broadcast over channels).
+      heads: the head indices to sum over.
+    Returns:
+      [R] float32.
+    """
+    difference = target_features - features  # [R, rows, columns, C]
+    loss = 0.0
+    for head in heads:
+        weighted = difference * saliency[:, head, :, :, None]  # [R, rows, columns, C]
+        loss += tf.sqrt(tf.reduce_sum(tf.square(weighted), axis=[1, 2, 3]))
+    return loss
+
+
+def pixel_loss(target_image, images):
+    """Per-restart || x - G(z) ||_2 over all pixels: [1 or R, S, S, 3], [R, S, S, 3] -> [R]."""
+    return tf.sqrt(tf.reduce_sum(tf.square(target_image - images), axis=[1, 2, 3]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Inversion.
+
+
+@dataclasses.dataclass(frozen=True)
+class InversionConfig:
+    """How to invert one image. heads=None means heads 0-3 with 8-head attention, else every head."""
+
+    restarts: int = 8
+    steps: int = 1000
+    learning_rate: float = 0.07
+    heads: Optional[Tuple[int, ...]] = None
+    lookahead: bool = False
+    lookahead_sync_period: int = 5
+    lookahead_slow_step_size: float = 0.5
+    pixel_loss_weight: float = 0.0
+    seed: int = 0
+    steps_per_call: int = 25  # optimisation steps per compiled call, between progress reports
+
+    def __post_init__(self):
+        for name in ("restarts", "steps", "lookahead_sync_period", "steps_per_call"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate!r} must be positive")
+        if not 0.0 < self.lookahead_slow_step_size <= 1.0:
+            raise ValueError(f"lookahead_slow_step_size={self.lookahead_slow_step_size!r} must be in (0, 1]")
+        if not self.pixel_loss_weight >= 0:
+            raise ValueError(f"pixel_loss_weight={self.pixel_loss_weight!r} must be >= 0")
+        if self.heads is not None:
+            if not self.heads:
+                raise ValueError("heads=() is empty; give at least one head or None for the default")
+            object.__setattr__(self, "heads", tuple(int(head) for head in self.heads))
+
+
+def resolve_heads(heads, num_heads):
+    """The heads to use for a D attention with num_heads heads (validates the indices)."""
+    if heads is None:
+        return RIGHT_TO_LEFT_HEADS if num_heads == 8 else tuple(range(num_heads))
+    bad = [head for head in heads if not 0 <= head < num_heads]
+    if bad:
+        raise ValueError(
+            f"heads {bad} are out of range: the discriminator's attention has {num_heads} heads "
+            f"(0 to {num_heads - 1})"
+        )
+    if len(set(heads)) != len(heads):
+        raise ValueError(f"heads {list(heads)} repeat a head")
+    return tuple(heads)
+
+
+def check_label(label, num_classes):
+    """The label as an int, when it is a class of a model with num_classes classes."""
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < num_classes:
+        raise ValueError(
+            f"label {label!r} is out of range: the model has {num_classes} classes (0 to {num_classes - 1})"
+        )
+    return int(label)
+
+
+def target_features_and_saliency(discriminator, image, label):
+    """D's features [1, rows, columns, C] and per-head saliency [1, heads, rows, columns] of one image."""
+    outputs = discriminator(
+        (tf.convert_to_tensor(image[None], tf.float32), tf.constant([label], tf.int32)),
+        return_features=True,
+        return_attention=True,
+    )
+    features, probabilities = outputs["features"], outputs["attention"]
+    if probabilities is None:
+        raise ValueError(
+            "attention-guided inversion needs a discriminator with attention; this model has attention='none'"
+        )
+    rows, columns = features.shape[1], features.shape[2]
+    # Keys are the 2x2-pooled feature grid.
+    saliency = key_saliency(probabilities, (rows // 2, columns // 2), output_grid=(rows, columns))
+    return features, saliency
+
+
+@dataclasses.dataclass
+class InversionResult:
+    """Everything an inversion produced (NumPy arrays). R restarts, T steps."""
+
+    target_image: np.ndarray  # [S, S, 3] in [-1, 1]
+    label: int
+    heads: Tuple[int, ...]
+    saliency: np.ndarray  # [all heads, rows, columns] of D's attention on the target
+    initial_latents: np.ndarray  # [R, z_dim]
+    latents: np.ndarray  # [R, z_dim] after the last step
+    images: np.ndarray  # [R, S, S, 3] G(latents)
+    loss_history: np.ndarray  # [T + 1, R] weighted feature loss before each step, then after the last
+    pixel_loss_history: np.ndarray  # [T + 1, R] || x - G(z) ||_2 at the same points
+
+    @property
+    def initial_loss(self):
+        return self.loss_history[0]
+
+    @property
+    def final_loss(self):
+        return self.loss_history[-1]
+
+    @property
+    def best_index(self):
+        return int(np.argmin(self.final_loss))
+
+
+def _make_optimizer(config):
+    # The legacy Keras Adam is TF1's AdamOptimizer update, and the one tensorflow-addons' Lookahead wraps.
+    optimizer = tf.keras.optimizers.legacy.Adam(
+        learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8
+    )
+    if config.lookahead:
+        with warnings.catch_warnings():  # tensorflow-addons warns on import that it is in maintenance mode
+            warnings.simplefilter("ignore")
+            import tensorflow_addons as tfa
+
+        optimizer = tfa.optimizers.Lookahead(
+            optimizer, sync_period=config.lookahead_sync_period, slow_step_size=config.lookahead_slow_step_size
+        )
+    return optimizer
+
+
+def invert(
+    generator,
+    discriminator,
+    image,
+    label,
+    config: InversionConfig = InversionConfig(),
+    initial_latents=None,
+    progress: Optional[Callable[[int, np.ndarray], None]] = None,
+) -> InversionResult:
+    """Finds latents of `generator` whose images match `image` (float [S, S, 3] in [-1, 1]) of class `label`.
+
+    initial_latents [restarts, z_dim] replaces the truncated-normal start drawn from config.seed.
+    progress(steps_done, feature_loss [R]) is called after each compiled chunk of steps.
+    """
+    model_config = generator.model_config
+    size = model_config.image_size
+    image = np.asarray(image, np.float32)
+    if image.shape != (size, size, 3):
+        raise ValueError(f"image must be [{size}, {size}, 3] for this model, got shape {image.shape}")
+    label = check_label(label, model_config.num_classes)
+    if initial_latents is None:
+        initial_latents = sample_latents(config.restarts, model_config.z_dim, config.seed, INITIAL_TRUNCATION)
+    initial_latents = np.asarray(initial_latents, np.float32)
+    if initial_latents.shape != (config.restarts, model_config.z_dim):
+        raise ValueError(
+            f"initial_latents must be [{config.restarts}, {model_config.z_dim}], got {initial_latents.shape}"
+        )
+
+    target_features, saliency = target_features_and_saliency(discriminator, image, label)
+    heads = resolve_heads(config.heads, saliency.shape[1])
+    logging.info("inverting class %d with heads %s, %d restarts, %d steps", label, heads, config.restarts, config.steps)
+
+    latents = tf.Variable(initial_latents, name="latents")
+    labels = tf.fill([config.restarts], label)
+    target_image = tf.constant(image[None])
+    pixel_weight = tf.constant(config.pixel_loss_weight, tf.float32)
+    optimizer = _make_optimizer(config)
+    # Creating the slots now spares tf.function a second trace (it retraces a function that made variables).
+    optimizer._create_all_weights([latents])
+
+    def losses():
+        images = generator((latents, labels), training=False)
+        features = discriminator((images, labels), return_features=True)["features"]
+        return weighted_feature_loss(target_features, features, saliency, heads), pixel_loss(target_image, images)
+
+    def step(index, feature_history, pixel_history):
+        with tf.GradientTape() as tape:
+            feature_losses, pixel_losses = losses()
+            total = tf.reduce_sum(feature_losses) + pixel_weight * tf.reduce_sum(pixel_losses)
+        update = optimizer.apply_gradients([(tape.gradient(total, latents), latents)])
+        with tf.control_dependencies([update]):  # the next step reads the updated latents
+            return index + 1, feature_history.write(index, feature_losses), pixel_history.write(index, pixel_losses)
+
+    # The layers' own code needs no AutoGraph conversion, which would only slow down tracing.
+    @tf.function(autograph=False)
+    def run_steps(num_steps):
+        histories = [tf.TensorArray(tf.float32, size=num_steps) for _ in range(2)]
+        _, feature_history, pixel_history = tf.while_loop(
+            lambda index, *_: index < num_steps, step, [tf.constant(0), *histories], parallel_iterations=1
+        )
+        return feature_history.stack(), pixel_history.stack()  # [num_steps, R] each
+
+    feature_chunks, pixel_chunks = [], []
+    done = 0
+    while done < config.steps:
+        count = min(config.steps_per_call, config.steps - done)
+        feature_losses, pixel_losses = run_steps(tf.constant(count))
+        feature_chunks.append(feature_losses.numpy())
+        pixel_chunks.append(pixel_losses.numpy())
+        done += count
+        if progress is not None:
+            progress(done, feature_chunks[-1][-1])
+    final_feature, final_pixel = losses()
+    feature_chunks.append(final_feature.numpy()[None])
+    pixel_chunks.append(final_pixel.numpy()[None])
+    images = generator((latents, labels), training=False)
+    return InversionResult(
+        target_image=image,
+        label=label,
+        heads=heads,
+        saliency=saliency.numpy()[0],
+        initial_latents=initial_latents,
+        latents=latents.numpy(),
+        images=images.numpy(),
+        loss_history=np.concatenate(feature_chunks),
+        pixel_loss_history=np.concatenate(pixel_chunks),
+    )
+
+
+def latent_distances(latents, true_latent):
+    """|| z_r - z_true ||_2 for each row of latents [R, z_dim] -> [R]."""
+    return np.linalg.norm(np.asarray(latents) - np.asarray(true_latent)[None], axis=1)
