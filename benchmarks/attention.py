@@ -28,8 +28,6 @@ Usage:
 import json
 import os
 import pathlib
-import platform
-import subprocess
 import sys
 import time
 
@@ -38,11 +36,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this script's own output i
 
 from absl import flags  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from ylg_tf import command_line  # noqa: E402
 
 IMPLEMENTATIONS = ("sagan_1head", "ylg_masked_dense", "ylg_block_sparse")
 SCOPES = ("layer", "attention")
-RESULT_PREFIX = "BENCHMARK_RESULT "
 # A forward + backward step holds about 4 score-sized tensors: logits, probabilities and their gradients.
 SCORE_COPIES = 4
 
@@ -84,12 +82,6 @@ def _make_layer(implementation):
     return BlockSparseLocalAttention(pattern=FLAGS.pattern, geometry=FLAGS.geometry)
 
 
-def _peak_rss_bytes():
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-
 def _attention_inputs(layer, size, rng):
     """Random queries, keys, values and output cotangent of `layer.attend` for an S x S map."""
     import numpy as np
@@ -117,7 +109,7 @@ def run_case(scope, implementation, size):
         inputs = tf.constant(rng.normal(size=shape).astype(np.float32))
         cotangent = tf.constant(rng.normal(size=shape).astype(np.float32))
     float(tf.reduce_sum(tf.ones([8, 8])))  # start the runtime before the baseline
-    baseline = _peak_rss_bytes()
+    baseline = common.peak_rss_bytes()
 
     layer = _make_layer(implementation)
     if scope == "layer":
@@ -158,7 +150,7 @@ def run_case(scope, implementation, size):
         float(step(*arguments))
         wall.append(time.perf_counter() - start_wall)
         cpu.append(time.process_time() - start_cpu)
-    peak = _peak_rss_bytes()
+    peak = common.peak_rss_bytes()
     return dict(
         status="ok",
         median_seconds=float(np.median(wall)),
@@ -192,22 +184,8 @@ def measure(scope, implementation, size):
     base = dict(scope=scope, implementation=implementation, size=size, estimated_gb=estimate / 1e9)
     if estimate > FLAGS.max_memory_gb * 1e9:
         return dict(base, status=f"skipped: needs ~{estimate / 1e9:.1f} GB")
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    try:
-        completed = subprocess.run(
-            _child_command(scope, implementation, size),
-            capture_output=True,
-            text=True,
-            timeout=FLAGS.timeout_seconds,
-            env=environment,
-        )
-    except subprocess.TimeoutExpired:
-        return dict(base, status=f"failed: timed out after {FLAGS.timeout_seconds} s")
-    for line in completed.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return dict(base, **json.loads(line[len(RESULT_PREFIX):]))
-    last_error = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-    return dict(base, status=f"failed (exit {completed.returncode}): {last_error}")
+    result = common.run_case_subprocess(_child_command(scope, implementation, size), FLAGS.timeout_seconds)
+    return dict(base, **result)
 
 
 def ratios(results):
@@ -306,10 +284,8 @@ def main(argv):
                 f"--case={FLAGS.case!r} must be 'scope:implementation:size' with a scope of {SCOPES} and an "
                 f"implementation of {IMPLEMENTATIONS}"
             )
-        print(RESULT_PREFIX + json.dumps(run_case(scope, implementation, int(size))), flush=True)
+        common.print_result(run_case(scope, implementation, int(size)))
         return
-
-    import tensorflow as tf
 
     results = []
     for scope in scopes:
@@ -335,13 +311,7 @@ def main(argv):
                 geometry=FLAGS.geometry,
                 jit_compile=FLAGS.jit_compile,
             ),
-            machine=dict(
-                platform=platform.platform(),
-                processor=platform.processor(),
-                cpu_count=os.cpu_count(),
-                tensorflow=tf.__version__,
-                load_average=os.getloadavg(),
-            ),
+            machine=common.machine_description(),
             results=results,
             ratios=summary,
         )

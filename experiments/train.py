@@ -73,7 +73,6 @@ def main(argv):
 
         evaluator = make_periodic_evaluator(config, workdir, FLAGS.inception)
     log = lambda message: print(message, flush=True)  # noqa: E731
-    log(f"work directory {os.path.abspath(workdir)} (config in config.json)")
     try:
         result = run_training(config, workdir, strategy, log=log, evaluator=evaluator, jit_compile=FLAGS.jit_compile)
     except (TrainingDivergedError, CheckpointUnreadableError) as error:

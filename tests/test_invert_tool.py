@@ -170,11 +170,24 @@ def test_bad_input_gives_a_one_line_error_and_exit_code_2(runs, case):
 # ylg_tf.image_io
 
 
-def test_load_image_crops_the_central_square_and_resizes_like_the_data_pipeline(tmp_path):
-    random = np.random.default_rng(1)
+def test_load_image_resizes_the_whole_image_as_the_original(tmp_path):
+    random = np.random.default_rng(2)
     pixels = random.integers(0, 256, size=(20, 37, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "wide.png")
     loaded = image_io.load_image(tmp_path / "wide.png", 32)
+    # The original maps [0, 255] to [-1, 1] and then resizes with tf.image.resize (bilinear, half-pixel).
+    expected = tf.image.resize(pixels.astype(np.float64) * 2.0 / 255.0 - 1.0, (32, 32), method="bilinear")
+    assert loaded.shape == (32, 32, 3) and loaded.dtype == np.float32
+    np.testing.assert_allclose(loaded, expected.numpy(), atol=1e-5)
+    # A squeeze, not a crop: the cropped version differs.
+    assert np.abs(loaded - image_io.load_image(tmp_path / "wide.png", 32, center_crop=True)).max() > 0.05
+
+
+def test_load_image_can_crop_the_central_square_like_the_data_pipeline(tmp_path):
+    random = np.random.default_rng(1)
+    pixels = random.integers(0, 256, size=(20, 37, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    loaded = image_io.load_image(tmp_path / "wide.png", 32, center_crop=True)
     assert loaded.shape == (32, 32, 3) and loaded.dtype == np.float32
     np.testing.assert_allclose(loaded, preprocess_image(pixels, 32).numpy(), atol=1e-6)
     # Largest central square, offset rounded up: columns 9..28 of 37. Corners are aligned, so the output

@@ -80,8 +80,10 @@ def test_one_step_on_two_replicas_equals_one_replica():
 def test_step_compiles_with_xla_and_matches_the_plain_step():
     strategy = tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(11)
-    plain = Trainer(TEST_CONFIG, strategy)
-    compiled = Trainer(TEST_CONFIG, strategy, jit_compile=True)
+    # A larger Adam epsilon keeps near-zero gradients from turning rounding noise into +-lr updates.
+    config = TEST_CONFIG.replace(training={"epsilon": 1e-2})
+    plain = Trainer(config, strategy)
+    compiled = Trainer(config, strategy, jit_compile=True)
     for network in ("generator", "discriminator"):
         for source, target in zip(getattr(plain, network).variables, getattr(compiled, network).variables):
             target.assign(source)
@@ -90,8 +92,9 @@ def test_step_compiles_with_xla_and_matches_the_plain_step():
     compiled_metrics = compiled.run_loop(iter(dataset), 2)
     assert compiled_metrics.step == plain_metrics.step == 2
     np.testing.assert_allclose(compiled_metrics.discriminator_loss, plain_metrics.discriminator_loss, atol=1e-4)
-    for a, b in zip(plain.generator.trainable_variables, compiled.generator.trainable_variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+    for network in ("generator", "discriminator"):
+        for a, b in zip(getattr(plain, network).variables, getattr(compiled, network).variables):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-6, err_msg=a.name)
     # The network updates really went through XLA.
     traced = compiled._update_networks.get_concrete_function(
         *next(iter(dataset)), compiled.latents(tf.constant(0, tf.int64), 0, 0), compiled.latents(tf.constant(0, tf.int64), 1, 0)
@@ -276,3 +279,10 @@ def test_loop_metrics_are_means_over_the_loop():
     assert np.isfinite([metrics.discriminator_loss, metrics.generator_loss]).all()
     # The hinge D loss is a sum of two non-negative means.
     assert metrics.discriminator_loss >= 0.0
+
+
+def test_a_work_directory_resumes_only_its_own_model(trained_workdir):
+    directory, config, _, _ = trained_workdir
+    other = config.replace(model={"attention": "sagan"})
+    with pytest.raises(ValueError, match="holds another model .*attention: 'ylg' -> 'sagan'"):
+        run_training(other, str(directory), tf.distribute.get_strategy(), log=lambda m: None)

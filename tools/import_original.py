@@ -16,7 +16,7 @@ from absl import flags  # noqa: E402
 
 from ylg_tf import command_line  # noqa: E402
 from ylg_tf.config import ATTENTION_KINDS, IMAGE_SIZES  # noqa: E402
-from ylg_tf.original_checkpoint import import_into_workdir, infer_model_sizes  # noqa: E402
+from ylg_tf.original_checkpoint import check_workdir_free, import_into_workdir, infer_model_sizes  # noqa: E402
 
 flags.DEFINE_string("checkpoint", None, "Prefix of the original checkpoint, e.g. DIR/model.ckpt-900000.")
 flags.DEFINE_string("workdir", None, "Work directory to create.")
@@ -38,6 +38,7 @@ SIZE_FLAGS = {"gf_dim": "generator_channels", "df_dim": "discriminator_channels"
 
 def main(argv):
     del argv
+    check_workdir_free(FLAGS.workdir, FLAGS.overwrite)
     sizes = infer_model_sizes(FLAGS.checkpoint)
     for flag_name, field in SIZE_FLAGS.items():
         given = getattr(FLAGS, flag_name)

@@ -4,7 +4,8 @@ Usage:
   python tools/invert.py --workdir=DIR [--image=PATH --label=K] [--restarts=8] [--steps=1000] [--lr=0.07]
       [--heads=0,1,2,3] [--lookahead] [--pixel_loss_weight=0] [--seed=0] [--output_dir=DIR]
 
-With --image (JPEG, PNG, grayscale, RGBA, any size: central square, bilinear resize to the model's size),
+With --image (JPEG, PNG, grayscale, RGBA, any size: bilinear resize of the whole image to the model's size,
+as the original; --center_crop crops the central square first),
 --label is its class. Without --image, the tool inverts a sample of the model itself, drawn from a known
 latent (class --label, or one drawn from --seed), and reports how close the found latents get to it.
 
@@ -32,6 +33,10 @@ flags.DEFINE_string("workdir", None, "Work directory written by training or tool
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
 flags.DEFINE_bool("use_ema", True, "Use the moving average of G's weights when the checkpoint has one.")
 flags.DEFINE_string("image", None, "Image to invert; default: a sample of the model from a known latent.")
+flags.DEFINE_bool(
+    "center_crop", False,
+    "Crop the central square before resizing, as the training data; the original squeezes the whole image.",
+)
 flags.DEFINE_integer("label", None, "Class of the image (required with --image).")
 flags.DEFINE_integer("restarts", 8, "Random restarts, optimised together as one batch.", lower_bound=1)
 flags.DEFINE_integer("steps", 1000, "Adam steps.", lower_bound=1)
@@ -64,7 +69,7 @@ def target_from_image(model_config):
     if FLAGS.label is None:
         raise ValueError(f"--label is required with --image: the class (0 to {model_config.num_classes - 1})")
     label = inversion.check_label(FLAGS.label, model_config.num_classes)
-    image = image_io.load_image(FLAGS.image, model_config.image_size)
+    image = image_io.load_image(FLAGS.image, model_config.image_size, center_crop=FLAGS.center_crop)
     return image, label, pathlib.Path(FLAGS.image).stem
 
 

@@ -75,10 +75,15 @@ class PooledAttention(tf.keras.layers.Layer):
         self.conv_phi = SpectralConv2D(channels // 8, name="sn_conv_phi", **convolution)
         self.conv_g = SpectralConv2D(channels // 2, name="sn_conv_g", **convolution)
         self.conv_attn = SpectralConv2D(channels, name="sn_conv_attn", **convolution)
-        self.conv_theta.build(input_shape)
-        self.conv_phi.build(input_shape)
-        self.conv_g.build(input_shape)
-        self.conv_attn.build(tuple(input_shape[:-1]) + (channels // 2,))
+        projections = (
+            (self.conv_theta, input_shape),
+            (self.conv_phi, input_shape),
+            (self.conv_g, input_shape),
+            (self.conv_attn, tuple(input_shape[:-1]) + (channels // 2,)),
+        )
+        for projection, shape in projections:
+            with tf.name_scope(projection.name):  # as a first call would, so variable names stay distinct
+                projection.build(shape)
         self.sigma_ratio = self.add_weight(name="sigma_ratio", shape=(), initializer="zeros")
         super().build(input_shape)
 

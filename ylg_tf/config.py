@@ -154,7 +154,7 @@ PRESETS = {
     # Tiny, for tests.
     "test": ExperimentConfig(
         model=ModelConfig(
-            image_size=32, num_classes=4, generator_channels=32, discriminator_channels=32, attention="ylg"
+            image_size=32, num_classes=10, generator_channels=32, discriminator_channels=32, attention="ylg"
         ),
         training=TrainingConfig(batch_size=4, train_steps=4, steps_per_loop=2, checkpoint_every=2),
         data=DataConfig(dataset="builtin", split="train", eval_split="train"),

@@ -64,6 +64,22 @@ def check_data_config(config: ExperimentConfig):
     return info
 
 
+def check_same_model(config: ExperimentConfig, workdir):
+    """A work directory resumes only the model it holds (training settings such as train_steps may change)."""
+    if not os.path.isfile(os.path.join(workdir, workdirs.CONFIG_FILE)):
+        return
+    existing = workdirs.load_config(workdir).model
+    changed = [
+        f"{field.name}: {getattr(existing, field.name)!r} -> {getattr(config.model, field.name)!r}"
+        for field in dataclasses.fields(existing)
+        if getattr(existing, field.name) != getattr(config.model, field.name)
+    ]
+    if changed:
+        raise ValueError(
+            f"work directory {workdir!r} holds another model ({'; '.join(changed)}); choose a new --workdir"
+        )
+
+
 def _dataset_function(config: ExperimentConfig, start_step, num_replicas):
     data, training = config.data, config.training
 
@@ -103,7 +119,7 @@ def restore_latest(manager, checkpoint, log):
     for index, path in enumerate(candidates):
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - any failure to read means this checkpoint is unusable
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             log(f"checkpoint {path} is unreadable ({reason}); trying an older one")
             continue
@@ -144,8 +160,10 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
     """Trains (or resumes) in `workdir`. `evaluator(generator, step) -> {name: value}` runs every eval_every steps."""
     training = config.training
     check_data_config(config)
-    workdirs.save_config(config, workdir)
+    check_same_model(config, workdir)
     trainer = Trainer(config, strategy, jit_compile=jit_compile)
+    workdirs.save_config(config, workdir)
+    log(f"work directory {os.path.abspath(workdir)} (resolved config in {workdirs.CONFIG_FILE})")
     log(
         f"global batch {trainer.global_batch_size} = {strategy.num_replicas_in_sync} replica(s) x "
         f"{trainer.per_replica_batch_size}"

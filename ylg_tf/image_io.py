@@ -1,7 +1,9 @@
 """Reading one image file as a model input: any format PIL decodes, brought to the model's resolution.
 
-The pixels go through the same preprocessing as the training images (`ylg_tf.datasets.preprocess_image`:
-the largest central square, bilinear resize with aligned corners, scaled to [-1, 1]). Before that:
+By default the image is brought to the model's resolution as the original inversion script does: scaled to
+[-1, 1] and resized bilinearly (`tf.image.resize`) as a whole, so a non-square image is squeezed. With
+center_crop=True it goes through the training preprocessing instead (`ylg_tf.datasets.preprocess_image`: the
+largest central square, bilinear resize with aligned corners). Before that:
 - EXIF orientation is applied, so a photo is used the way viewers show it;
 - grayscale (8- or 16-bit) becomes RGB by repeating the channel;
 - transparency (RGBA, LA, palette with transparency) is composited over white: dropping the alpha channel
@@ -13,6 +15,7 @@ Missing, empty, corrupt and non-image files raise FileNotFoundError / ValueError
 import os
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ylg_tf.datasets import preprocess_image
@@ -65,6 +68,10 @@ def read_rgb(path):
     return pixels
 
 
-def load_image(path, image_size):
+def load_image(path, image_size, center_crop=False):
     """An image file as the model sees it: float32 [image_size, image_size, 3] in [-1, 1]."""
-    return preprocess_image(read_rgb(path), int(image_size)).numpy()
+    pixels = read_rgb(path)
+    if center_crop:
+        return preprocess_image(pixels, int(image_size)).numpy()
+    scaled = pixels.astype(np.float32) * (2.0 / 255.0) - 1.0
+    return tf.image.resize(scaled, (int(image_size), int(image_size)), method="bilinear").numpy()

@@ -39,6 +39,42 @@ ARCHITECTURES = {
 }
 
 
+def attention_heads(model_config, network):
+    """Heads of `network`'s ("generator" or "discriminator") attention layer; 0 without attention."""
+    kind = model_config.attention
+    if kind == "none":
+        return 0
+    if kind == "sagan" or (kind == "sagan_8heads" and network == "discriminator"):
+        return 1
+    return 8
+
+
+def check_attention_channels(model_config):
+    """Fails early, naming the channel setting, when heads do not divide an attention layer's channels."""
+    architecture = ARCHITECTURES[model_config.image_size]
+    layers = {
+        "generator": (
+            architecture.generator_multipliers[architecture.generator_attention_after - 1],
+            "generator_channels",
+            model_config.generator_channels,
+        ),
+        "discriminator": (
+            architecture.discriminator_multipliers[architecture.discriminator_attention_after - 1],
+            "discriminator_channels",
+            model_config.discriminator_channels,
+        ),
+    }
+    for network, (multiplier, name, value) in layers.items():
+        heads = attention_heads(model_config, network)
+        channels = multiplier * value
+        # Queries/keys have C/8 channels and values C/2, each split over the heads.
+        if heads and channels % (8 * heads):
+            raise ValueError(
+                f"{name}={value}: attention={model_config.attention!r} needs the {network}'s attention "
+                f"channels ({multiplier} x {name} = {channels}) to be a multiple of {8 * heads}"
+            )
+
+
 def make_attention(model_config, network, u_update, name):
     """The attention layer of `network` ("generator" or "discriminator") for the config, or None."""
     kind = model_config.attention
@@ -147,6 +183,7 @@ class Generator(tf.keras.Model):
     def __init__(self, model_config: ModelConfig, **kwargs):
         kwargs.setdefault("name", "generator")
         super().__init__(**kwargs)
+        check_attention_channels(model_config)
         self.model_config = model_config
         architecture = ARCHITECTURES[model_config.image_size]
         gf = model_config.generator_channels
@@ -205,6 +242,7 @@ class Discriminator(tf.keras.Model):
     def __init__(self, model_config: ModelConfig, **kwargs):
         kwargs.setdefault("name", "discriminator")
         super().__init__(**kwargs)
+        check_attention_channels(model_config)
         self.model_config = model_config
         architecture = ARCHITECTURES[model_config.image_size]
         df = model_config.discriminator_channels

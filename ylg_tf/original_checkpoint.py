@@ -148,15 +148,19 @@ _MODEL_SUBDIRECTORIES = (
 )
 
 
+def check_workdir_free(workdir, overwrite=False):
+    if os.path.isfile(os.path.join(workdir, workdirs.CONFIG_FILE)) and not overwrite:
+        raise FileExistsError(
+            f"{workdir!r} already holds a work directory ({workdirs.CONFIG_FILE}); pass --overwrite to replace it"
+        )
+
+
 def import_into_workdir(checkpoint_prefix, workdir, image_size=128, attention="ylg", overwrite=False):
     """Builds our networks from an original checkpoint and writes them as a new work directory.
 
     Sizes (channels, classes, z_dim) are read from the checkpoint. Returns (ExperimentConfig, checkpoint path, global step, number of variables loaded).
     """
-    if os.path.isfile(os.path.join(workdir, workdirs.CONFIG_FILE)) and not overwrite:
-        raise FileExistsError(
-            f"{workdir!r} already holds a work directory ({workdirs.CONFIG_FILE}); pass --overwrite to replace it"
-        )
+    check_workdir_free(workdir, overwrite)
     sizes = infer_model_sizes(checkpoint_prefix)
     model_config = ModelConfig(image_size=image_size, attention=attention, **sizes)
     if attention == "none":

@@ -1,0 +1,116 @@
+"""The benchmark scripts: the train-step FLOP counter against hand counts, and one tiny run of each script."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from benchmarks import train_step
+from conftest import REPOSITORY_ROOT
+
+
+def _run(script, *arguments):
+    return subprocess.run(
+        [sys.executable, str(REPOSITORY_ROOT / "benchmarks" / script), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_flop_counter_counts_live_products_in_nested_functions():
+    @tf.function(jit_compile=True)
+    def inner_product(matrix):
+        return tf.matmul(matrix, matrix, transpose_a=True)  # [6, 3]^T [6, 3]: 3 x 3 outputs, inner size 6
+
+    @tf.function
+    def step(images, kernel, matrix, queries, keys):
+        with tf.GradientTape() as tape:
+            tape.watch(kernel)
+            features = tf.nn.conv2d(images, kernel, 1, "SAME")  # [2, 8, 8, 5] from 3 x 3 x 4 patches
+            loss = tf.reduce_sum(features)
+        # Only the kernel's gradient is used: the gradient w.r.t. the images is traced but dead.
+        kernel_gradient = tape.gradient(loss, kernel)
+        scores = tf.einsum("bqd,bkd->bqk", queries, keys)  # b=2, q=7, k=9, d=4
+        return loss, kernel_gradient, inner_product(matrix), scores
+
+    concrete = step.get_concrete_function(
+        tf.TensorSpec([2, 8, 8, 4]),
+        tf.TensorSpec([3, 3, 4, 5]),
+        tf.TensorSpec([6, 3]),
+        tf.TensorSpec([2, 7, 4]),
+        tf.TensorSpec([2, 9, 4]),
+    )
+    totals = train_step.graph_flops(concrete.graph, {})
+    convolution = 2 * (2 * 8 * 8 * 5) * (3 * 3 * 4)
+    assert totals.pop("Conv2D") == convolution
+    assert totals.pop("Conv2DBackpropFilter") == convolution
+    assert totals.pop("MatMul") == 2 * 3 * 3 * 6
+    # The einsum may stay an Einsum or become a batched product: the same 2 * b * q * k * d either way.
+    assert sum(totals.values()) == 2 * 2 * 7 * 9 * 4
+    assert set(totals) <= {"Einsum", "BatchMatMul"}
+
+
+def test_train_step_benchmark_writes_its_report(tmp_path):
+    output = tmp_path / "train_step.json"
+    completed = _run(
+        "train_step.py",
+        f"--output={output}",
+        "--sizes=32",
+        "--presets=sagan,ylg_block_sparse",
+        "--channels=32",
+        "--batch_size=2",
+        "--steps_per_loop=1",
+        "--warmup=1",
+        "--repeats=1",
+        "--matmul_size=128",
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert [(result["variant"], result["size"]) for result in report["results"]] == [
+        ("sagan", 32),
+        ("ylg_block_sparse", 32),
+    ]
+    for result in report["results"]:
+        assert result["status"] == "ok"
+        assert result["steps"] == 2  # one warm-up loop and one timed loop of one step
+        for key in ("median_seconds", "median_cpu_seconds", "step_flops", "matmul_gflops", "utilisation"):
+            assert result[key] > 0, key
+        assert result["step_flops"] == sum(result["step_flops_by_op_type"].values())
+    ratio = report["ratios"]["32"]["ylg_block_sparse_vs_sagan"]
+    assert ratio["time_ratio"] > 0
+    # Same convolutions, only the attention differs: the step FLOPs are within a few percent.
+    assert ratio["flop_ratio"] == pytest.approx(1.0, abs=0.05)
+    assert report["targets"] == []  # the issue's targets are at 128x128
+    assert report["machine"]["matmul_gflops"] > 0
+    assert "ylg_block_sparse_vs_sagan" in completed.stdout
+
+
+def test_train_step_benchmark_names_an_unfit_channel_width():
+    completed = _run("train_step.py", "--sizes=128", "--presets=sagan,ylg", "--channels=16")
+    assert completed.returncode == 2
+    last_line = completed.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: --channels=16 does not fit 'ylg' at 128x128"), last_line
+    assert "multiple of 64" in last_line
+
+
+def test_attention_benchmark_writes_its_report(tmp_path):
+    output = tmp_path / "attention.json"
+    completed = _run(
+        "attention.py", f"--output={output}", "--sizes=8", "--channels=64", "--batch=1", "--repeats=1",
+        "--scopes=attention",
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert [result["implementation"] for result in report["results"]] == [
+        "sagan_1head",
+        "ylg_masked_dense",
+        "ylg_block_sparse",
+    ]
+    for result in report["results"]:
+        assert result["status"] == "ok"
+        assert result["median_seconds"] > 0 and result["peak_rss_gb"] > 0
+    for ratio in report["ratios"]["attention"]["8"].values():
+        assert ratio["speedup"] > 0
