@@ -27,6 +27,7 @@ flags.DEFINE_integer("image_size", None, "Resolution: 32, 64 or 128.")
 flags.DEFINE_integer("num_classes", None, "Number of classes of the model.")
 flags.DEFINE_string("attention", None, "sagan, sagan_8heads, ylg, ylg_no_esa, ylg_strided or none.")
 flags.DEFINE_string("attention_implementation", None, "dense (the original's masked scores) or block_sparse.")
+flags.DEFINE_string("attention_geometry", None, "original (the original's query folding) or aligned.")
 flags.DEFINE_integer("generator_channels", None, "gf_dim.")
 flags.DEFINE_integer("discriminator_channels", None, "df_dim.")
 flags.DEFINE_string("tpu", None, "TPU name, 'local' or grpc://host:port. Default: GPUs if any, else CPU.")
@@ -39,7 +40,10 @@ flags.DEFINE_bool("jit_compile", False, "Compile each replica's step with XLA (T
 FLAGS = flags.FLAGS
 
 _OVERRIDES = {
-    "model": ("image_size", "num_classes", "attention", "attention_implementation", "generator_channels", "discriminator_channels"),
+    "model": (
+        "image_size", "num_classes", "attention", "attention_implementation", "attention_geometry",
+        "generator_channels", "discriminator_channels",
+    ),
     "training": ("train_steps", "batch_size", "steps_per_loop", "checkpoint_every", "eval_every", "seed"),
     "data": ("dataset", "data_dir"),
 }

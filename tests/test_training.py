@@ -21,7 +21,7 @@ from ylg_tf.experiment import (
     run_training,
 )
 from ylg_tf.losses import discriminator_hinge_loss, generator_hinge_loss
-from ylg_tf.training import LoopMetrics, Trainer
+from ylg_tf.training import Trainer
 
 TEST_CONFIG = get_preset("test")
 
@@ -272,13 +272,59 @@ def test_sigterm_saves_and_stops_cleanly(trained_workdir, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is previous_handler
 
 
+def _twin_trainers(config):
+    """Two trainers with identical networks."""
+    first = Trainer(config, tf.distribute.get_strategy())
+    second = Trainer(config, tf.distribute.get_strategy())
+    for network in ("generator", "discriminator"):
+        for source, target in zip(getattr(first, network).variables, getattr(second, network).variables):
+            target.assign(source)
+    return first, second
+
+
 def test_loop_metrics_are_means_over_the_loop():
-    trainer = Trainer(TEST_CONFIG, tf.distribute.get_strategy())
-    metrics = trainer.run_loop(iter(_fixed_dataset()), 2)
-    assert isinstance(metrics, LoopMetrics)
-    assert np.isfinite([metrics.discriminator_loss, metrics.generator_loss]).all()
-    # The hinge D loss is a sum of two non-negative means.
-    assert metrics.discriminator_loss >= 0.0
+    together, apart = _twin_trainers(TEST_CONFIG)
+    dataset = _fixed_dataset()
+    mean = together.run_loop(iter(dataset), 2)
+    iterator = iter(dataset)
+    steps = [apart.run_loop(iterator, 1), apart.run_loop(iterator, 1)]
+    assert mean.step == steps[-1].step == 2
+    for name in ("discriminator_loss", "generator_loss", "real_logits", "fake_logits"):
+        expected = (getattr(steps[0], name) + getattr(steps[1], name)) / 2
+        np.testing.assert_allclose(getattr(mean, name), expected, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_one_step_is_a_d_update_then_a_g_update_against_the_updated_d():
+    """The trainer's step against a reference written out here with plain TensorFlow and NumPy-style means."""
+    # A well-conditioned Adam (see the replica test), and a large D rate so that a G step against the
+    # stale D would be far off.
+    config = TEST_CONFIG.replace(training={"epsilon": 1e-2, "discriminator_learning_rate": 1e-2})
+    trainer, reference = _twin_trainers(config)
+    images, labels = next(iter(_fixed_dataset()))
+    step = tf.constant(0, tf.int64)
+    (z_d, labels_d), (z_g, labels_g) = trainer.latents(step, 0, 0), trainer.latents(step, 1, 0)
+    trainer.run_loop(iter(_fixed_dataset()), 1)
+
+    generator, discriminator = reference.generator, reference.discriminator
+    adam = dict(beta_1=0.0, beta_2=0.999, epsilon=1e-2)
+    d_optimizer = tf.keras.optimizers.Adam(1e-2, **adam)
+    g_optimizer = tf.keras.optimizers.Adam(1e-4, **adam)
+    fakes = generator((z_d, labels_d), training=True)
+    with tf.GradientTape() as tape:
+        # One D call on real and fake together: one spectral-norm update per D forward.
+        logits = discriminator((tf.concat([images, fakes], 0), tf.concat([labels, labels_d], 0)))
+        real, fake = tf.split(logits, 2)
+        d_loss = tf.reduce_mean(tf.nn.relu(1.0 - real)) + tf.reduce_mean(tf.nn.relu(1.0 + fake))
+    variables = discriminator.trainable_variables
+    d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+    with tf.GradientTape() as tape:
+        g_loss = -tf.reduce_mean(discriminator((generator((z_g, labels_g), training=True), labels_g)))
+    variables = generator.trainable_variables
+    g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+
+    for network in ("generator", "discriminator"):
+        for ours, theirs in zip(getattr(trainer, network).variables, getattr(reference, network).variables):
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=2e-6, err_msg=ours.name)
 
 
 def test_a_work_directory_resumes_only_its_own_model(trained_workdir):

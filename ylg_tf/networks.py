@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from ylg_tf.attention import LocalSparseAttention, SelfAttention
 from ylg_tf.batch_normalization import ConditionalBatchNormalization
+from ylg_tf.block_sparse_attention import BlockSparseLocalAttention
 from ylg_tf.config import ModelConfig
 from ylg_tf.spectral_normalization import SpectralConv2D, SpectralDense, SpectralEmbedding
 
@@ -77,23 +78,16 @@ def check_attention_channels(model_config):
 
 def make_attention(model_config, network, u_update, name):
     """The attention layer of `network` ("generator" or "discriminator") for the config, or None."""
-    kind = model_config.attention
-    if kind == "none":
+    heads = attention_heads(model_config, network)
+    if not heads:
         return None
-    if kind == "sagan" or (kind == "sagan_8heads" and network == "discriminator"):
-        return SelfAttention(num_heads=1, u_update=u_update, name=name)
-    if kind == "sagan_8heads":
-        return SelfAttention(num_heads=8, u_update=u_update, name=name)
-    pattern = kind  # "ylg", "ylg_no_esa", "ylg_strided"
-    if model_config.attention_implementation == "block_sparse":
-        from ylg_tf.block_sparse_attention import BlockSparseLocalAttention
-
-        return BlockSparseLocalAttention(
-            pattern=pattern, geometry=model_config.attention_geometry, u_update=u_update, name=name
-        )
-    return LocalSparseAttention(
-        pattern=pattern, geometry=model_config.attention_geometry, u_update=u_update, name=name
+    if model_config.attention in ("sagan", "sagan_8heads"):
+        return SelfAttention(num_heads=heads, u_update=u_update, name=name)
+    pattern = model_config.attention  # "ylg", "ylg_no_esa", "ylg_strided"
+    layer_class = (
+        BlockSparseLocalAttention if model_config.attention_implementation == "block_sparse" else LocalSparseAttention
     )
+    return layer_class(pattern=pattern, geometry=model_config.attention_geometry, u_update=u_update, name=name)
 
 
 def upsample_nearest_2x(tensor):
