@@ -1,11 +1,10 @@
 """tools/evaluate.py end to end, offline: a tiny work directory scored through a local SavedModel with the
 Inception module's interface (loaded the way a real module is), the cached real statistics, and one-line
-errors for bad input."""
+errors for bad input (a corrupt checkpoint among them)."""
 
 import json
 import os
-import subprocess
-import sys
+import shutil
 
 import numpy as np
 import pytest
@@ -13,14 +12,14 @@ import tensorflow as tf
 import tensorflow_gan as tfgan
 from PIL import Image
 
-from conftest import REPOSITORY_ROOT
 from fake_inception import write_fake_inception_savedmodel
 from test_evaluation import reference_frechet_distance, reference_inception_score
+from tool_runner import assert_one_line_error, run_tool
 from ylg_tf import datasets, evaluation, workdir
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
 from ylg_tf.networks import Discriminator, Generator
 
-TOOL = REPOSITORY_ROOT / "tools" / "evaluate.py"
+TOOL = "tools/evaluate.py"
 STEP = 7
 NUM_SAMPLES = 16
 BATCH_SIZE = 8
@@ -43,16 +42,14 @@ def setup(tmp_path_factory):
     # the covariance square roots fast.
     module = write_fake_inception_savedmodel(root / "inception", resize_inside=True, pool_features=64)
     environment = dict(
-        os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-        TFHUB_CACHE_DIR=str(root / "empty_tfhub_cache"), YLG_TF_CACHE_DIR=str(root / "classifier_cache"))
+        CUDA_VISIBLE_DEVICES="", TFHUB_CACHE_DIR=str(root / "empty_tfhub_cache"),
+        YLG_TF_CACHE_DIR=str(root / "classifier_cache"))
     return {"root": root, "workdir": directory, "config": config, "module": str(module),
             "environment": environment}
 
 
-def run_tool(setup, *arguments):
-    return subprocess.run(
-        [sys.executable, str(TOOL), *arguments], capture_output=True, text=True, env=setup["environment"],
-        timeout=300)
+def run_evaluate(setup, *arguments):
+    return run_tool(TOOL, *arguments, cwd=setup["root"], timeout=300, env=setup["environment"])
 
 
 def score_arguments(setup, output):
@@ -64,7 +61,7 @@ def score_arguments(setup, output):
 @pytest.fixture(scope="module")
 def first_run(setup):
     output = setup["root"] / "first.json"
-    completed = run_tool(setup, *score_arguments(setup, output))
+    completed = run_evaluate(setup, *score_arguments(setup, output))
     assert completed.returncode == 0, completed.stderr[-3000:]
     return completed, json.loads(output.read_text())
 
@@ -116,7 +113,7 @@ def test_second_run_reuses_the_cached_real_statistics(setup, first_run):
     assert path.startswith(str(setup["workdir"] / "evaluation" / "real_statistics"))
     modified = os.path.getmtime(path)
     output = setup["root"] / "second.json"
-    completed = run_tool(setup, *score_arguments(setup, output))
+    completed = run_evaluate(setup, *score_arguments(setup, output))
     assert completed.returncode == 0, completed.stderr[-3000:]
     second = json.loads(output.read_text())
     assert second["real_statistics"] == {"path": path, "reused": True}
@@ -146,6 +143,14 @@ def bad_input(setup, case):
     if case == "unreachable_module":
         return [workdir_flag, "--inception=http://127.0.0.1:9/x", "--network_timeout=5", *counts], (
             "--inception=DIR")
+    if case == "corrupt_checkpoint":
+        corrupt = setup["root"] / "corrupt_workdir"
+        if not corrupt.exists():
+            shutil.copytree(setup["workdir"], corrupt)
+            data_file = corrupt / "checkpoints" / f"ckpt-{STEP}.data-00000-of-00001"
+            data_file.write_bytes(data_file.read_bytes()[:1000])  # a truncated copy
+        prefix = corrupt / "checkpoints" / f"ckpt-{STEP}"
+        return [f"--workdir={corrupt}", *counts], f"checkpoint '{prefix}' is corrupt"
     if case == "fewer_samples_than_batch":
         return [workdir_flag, "--num_samples=4", "--batch_size=8"], "num_samples=4 is smaller than batch_size=8"
     assert case == "dataset_too_small"
@@ -155,12 +160,22 @@ def bad_input(setup, case):
 
 
 @pytest.mark.parametrize("case", [
-    "missing_workdir", "missing_checkpoint", "unreachable_module", "fewer_samples_than_batch",
-    "dataset_too_small"])
+    "missing_workdir", "missing_checkpoint", "corrupt_checkpoint", "unreachable_module",
+    "fewer_samples_than_batch", "dataset_too_small"])
 def test_bad_input_exits_2_with_one_line(setup, case):
     arguments, expected = bad_input(setup, case)
-    completed = run_tool(setup, *arguments)
-    assert completed.returncode == 2, completed.stderr[-3000:]
-    assert "Traceback" not in completed.stderr
-    errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and expected in errors[0], completed.stderr[-3000:]
+    assert_one_line_error(run_evaluate(setup, *arguments), expected)
+
+
+def test_classifier_cache_default_comes_from_the_environment(monkeypatch, tmp_path):
+    # The library takes the cache directory explicitly; entry points resolve this default.
+    from ylg_tf import command_line
+
+    monkeypatch.setenv("YLG_TF_CACHE_DIR", str(tmp_path / "explicit"))
+    assert command_line.default_classifier_cache_directory() == str(tmp_path / "explicit")
+    monkeypatch.delenv("YLG_TF_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert command_line.default_classifier_cache_directory() == str(tmp_path / "xdg" / "ylg_tf")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert command_line.default_classifier_cache_directory() == str(tmp_path / "home" / ".cache" / "ylg_tf")

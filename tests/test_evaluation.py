@@ -1,8 +1,11 @@
-"""Evaluation library: IS/FID of streamed samples against NumPy/SciPy references, real-statistics cache,
-the built-in classifier (trained, cached, reloaded) and the periodic evaluator."""
+"""Evaluation library: IS/FID of streamed samples against NumPy/SciPy references, real-statistics cache
+(also on a non-local tf.io.gfile path), the built-in classifier (trained, cached, reloaded), the periodic
+evaluator (its classifier checked when it is made), result files and the progress line."""
 
+import io
 import json
 import os
+import uuid
 from unittest import mock
 
 import numpy as np
@@ -13,7 +16,7 @@ import tensorflow_gan as tfgan
 from PIL import Image
 
 from fake_inception import write_fake_inception_savedmodel
-from ylg_tf import builtin_classifier, builtin_shapes, datasets, evaluation, inception, metrics
+from ylg_tf import builtin_classifier, builtin_shapes, datasets, evaluation, inception, metrics, progress
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig, TrainingConfig
 from ylg_tf.networks import Generator
 
@@ -185,6 +188,19 @@ def test_real_statistics_are_cached_reused_and_recomputed_on_provenance_change(t
         evaluation.real_statistics(classifier, make_batches, 13, None, changed)
 
 
+def test_real_statistics_cache_works_on_a_non_local_filesystem():
+    # ram:// is TensorFlow's in-memory file system: any os.* call on the path would fail.
+    classifier = LinearClassifier(seed=6)
+    images = random_images(seed=7, count=6)
+    directory = f"ram://evaluation-{uuid.uuid4().hex}/real_statistics"
+    path = f"{directory}/real.npz"
+    first, reused = evaluation.real_statistics(classifier, lambda: batched(images, [3, 3]), 6, path, {"a": 1})
+    again, reused_again = evaluation.real_statistics(classifier, lambda: iter(()), 6, path, {"a": 1})
+    assert (reused, reused_again) == (False, True)
+    np.testing.assert_array_equal(again.covariance, first.covariance)
+    assert tf.io.gfile.listdir(directory) == ["real.npz"]  # the temporary file was renamed, not left
+
+
 def test_statistics_path_depends_on_provenance(tmp_path):
     description = {"kind": "inception", "source": "/m", "resize": "module", "fingerprint": "f"}
     provenance = evaluation.real_data_provenance(
@@ -255,6 +271,16 @@ def test_inception_classifier_description_and_resize_modes(small_fake_inception,
     assert evaluation.load_evaluation_classifier(
         fixed, image_size=16, resize_to_inception_size=True).description["fingerprint"] != (
         by_module.description["fingerprint"])
+
+
+def test_classifier_errors_are_os_errors_so_entry_points_print_one_line(tmp_path):
+    with pytest.raises(inception.InceptionUnavailableError, match="no such file") as error:
+        evaluation.load_evaluation_classifier(str(tmp_path / "missing"), image_size=16)
+    assert isinstance(error.value, OSError)
+    with pytest.raises(evaluation.EvaluationError, match="needs a cache_directory"):
+        evaluation.load_evaluation_classifier("builtin", image_size=32)
+    with pytest.raises(ValueError, match="cache_directory must name"):
+        builtin_classifier.load_or_train(None)
 
 
 def test_default_classifier_is_builtin_only_for_the_builtin_dataset():
@@ -383,3 +409,89 @@ def test_periodic_evaluator_scores_and_reuses_real_statistics(tmp_path, small_fa
     assert provenance["dataset"] == "builtin" and provenance["split"] == "validation"
     assert provenance["classifier"]["source"] == small_fake_inception
     json.dumps(first)  # plain JSON values, ready for summaries
+
+
+def test_periodic_evaluator_loads_its_classifier_once_when_made(tmp_path, small_fake_inception):
+    config = tiny_config(eval_every=2)
+    with mock.patch.object(evaluation, "load_evaluation_classifier",
+                           wraps=evaluation.load_evaluation_classifier) as load:
+        evaluator = evaluation.make_periodic_evaluator(config, tmp_path, small_fake_inception, batch_size=4)
+        assert load.call_count == 1  # before any training step
+        evaluator(Generator(config.model).build_for_config(), 2)
+        assert load.call_count == 1
+
+
+def test_periodic_evaluator_with_a_bad_classifier_fails_when_made(tmp_path):
+    # Training with --eval_every=N --inception=<bad> must fail before step 1, not after N steps.
+    missing = str(tmp_path / "no_module")
+    with pytest.raises(inception.InceptionUnavailableError, match="no such file") as error:
+        evaluation.make_periodic_evaluator(tiny_config(eval_every=5), tmp_path, missing)
+    assert isinstance(error.value, OSError) and "\n" not in str(error.value)
+    with pytest.raises(evaluation.EvaluationError, match="needs a cache_directory"):
+        evaluation.make_periodic_evaluator(tiny_config(eval_every=5), tmp_path, "builtin")
+    # An evaluator that never runs does not load anything.
+    assert not evaluation.make_periodic_evaluator(tiny_config(eval_every=0), tmp_path, missing).due(5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Result files and progress.
+
+
+def example_result(step):
+    return {"fid": 12.3456, "inception_score": 3.21, "num_samples": 64, "step": step,
+            "saved_model": None if step is not None else "/runs/a/export", "inception": "builtin",
+            "classifier": {"held_out_accuracy": 0.987}, "workdir": "ram://unused"}
+
+
+def test_result_paths_summary_and_writing_to_any_filesystem():
+    workdir = f"ram://results-{uuid.uuid4().hex}"
+    result = dict(example_result(7), workdir=workdir)
+    assert evaluation.default_result_path(result) == f"{workdir}/evaluation/step_7.json"
+    assert evaluation.default_result_path(dict(example_result(None), workdir=workdir)) == (
+        f"{workdir}/evaluation/export.json")
+    written = evaluation.write_result(result)
+    with tf.io.gfile.GFile(written) as file:
+        assert json.loads(file.read()) == result
+    assert tf.io.gfile.listdir(f"{workdir}/evaluation") == ["step_7.json"]
+    assert evaluation.result_summary(result) == (
+        "FID 12.3456  IS 3.2100  (64 samples, step 7, classifier builtin, classifier held-out accuracy 0.987)")
+    assert "export /runs/a/export" in evaluation.result_summary(example_result(None))
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_line_reports_each_tenth_with_rate_and_time_left():
+    stream, clock = io.StringIO(), FakeClock()
+    report = progress.ProgressLine(stream, clock=clock)
+    assert not report.interactive
+    for done in range(0, 101, 5):
+        report("generated", done, 100)
+        clock.now += 0.5  # 10 images per second
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 11  # 0%, then once per tenth
+    assert lines[0] == "generated images: 0/100 (0%)"
+    assert lines[5] == "generated images: 50/100 (50%), 10.0 images/s, 5 s left"
+    assert lines[-1] == "generated images: 100/100 (100%), 10.0 images/s, 0 s left"
+    # A new phase measures its rate afresh.
+    report("real", 10, 20)
+    assert stream.getvalue().splitlines()[-1] == "real images: 10/20 (50%)"
+    with pytest.raises(ValueError, match="total must be positive"):
+        report("real", 0, 0)
+
+
+def test_progress_line_rewrites_one_line_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    report = progress.ProgressLine(stream, clock=FakeClock())
+    for done in (1, 2, 3):
+        report("real", done, 3)
+    assert stream.getvalue() == ("\rreal images: 1/3 (33%)\rreal images: 2/3 (67%)\rreal images: 3/3 (100%)\n")

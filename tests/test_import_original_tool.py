@@ -4,40 +4,20 @@ Runs the tools as subprocesses (as a user would); every size is read from the fi
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ORIGINAL_FIXTURE_DIRECTORY, REPOSITORY_ROOT
+from conftest import ORIGINAL_FIXTURE_DIRECTORY
+from tool_runner import assert_one_line_error, run_tool
 from ylg_tf import workdir
 from ylg_tf.config import ExperimentConfig
-
-TOOLS = REPOSITORY_ROOT / "tools"
 
 
 def _run_tool(name, *arguments, cwd):
     # From another directory, to check the tools do not depend on the working directory.
-    return subprocess.run(
-        [sys.executable, str(TOOLS / name), *arguments],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        timeout=600,
-    )
-
-
-def _assert_one_line_error(result, *expected_fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in expected_fragments:
-        assert fragment in lines[0], lines[0]
+    return run_tool(f"tools/{name}", *arguments, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -92,18 +72,18 @@ def test_import_rejects_user_mistakes_in_one_line(tmp_path, prefix, description,
     result = _run_tool(
         "import_original.py", f"--checkpoint={prefix}", f"--workdir={tmp_path / 'a'}", f"--gf_dim={wrong}", cwd=tmp_path
     )
-    _assert_one_line_error(result, f"--gf_dim={wrong}", f"gf_dim={description['config']['gf_dim']}")
+    assert_one_line_error(result, f"--gf_dim={wrong}", f"gf_dim={description['config']['gf_dim']}")
 
     missing = str(tmp_path / "no_such.ckpt-1")
     result = _run_tool("import_original.py", f"--checkpoint={missing}", f"--workdir={tmp_path / 'b'}", cwd=tmp_path)
-    _assert_one_line_error(result, missing)
+    assert_one_line_error(result, missing)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
     # An existing work directory is not overwritten by accident (checked before the checkpoint is read).
     result = _run_tool(
         "import_original.py", f"--checkpoint={missing}", f"--workdir={imported['directory']}", cwd=tmp_path
     )
-    _assert_one_line_error(result, "--overwrite")
+    assert_one_line_error(result, "--overwrite")
 
 
 def test_export_tool_exports_the_imported_work_directory(imported, description, tmp_path):

@@ -41,6 +41,8 @@ def random_images(seed, count, size):
 
 
 def assert_how_to_message(error):
+    # An OSError: entry points print it as a one-line user error (exit code 2), not a traceback.
+    assert isinstance(error, OSError)
     message = str(error)
     assert "\n" not in message
     assert "?tf-hub-format=compressed" in message
@@ -152,6 +154,13 @@ def test_module_without_inception_outputs_is_rejected(tmp_path):
     tf.saved_model.save(Classifier(), str(tmp_path / "other"))
     with pytest.raises(inception.InceptionUnavailableError, match="pool_3"):
         inception.load_classifier(str(tmp_path / "other"))
+
+
+def test_url_detection_and_one_line_messages():
+    assert inception.is_url(inception.DEFAULT_INCEPTION) and inception.is_url("http://host/m")
+    assert not inception.is_url("/models/inception") and not inception.is_url("gs://bucket/inception")
+    assert inception.one_line("a\n  b\tc \n") == "a b c"
+    assert inception.one_line(ValueError("x\ny")) == "x y"
 
 
 def test_bad_arguments(fake_module_directory):

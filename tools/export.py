@@ -2,6 +2,9 @@
 
 Usage:
   python tools/export.py --workdir=DIR [--checkpoint=PATH] [--output=DIR/export] [--use_ema=true]
+
+DIR and --output may be gs:// paths (a TPU run's work directory); an existing export is replaced only once
+the new one is complete (atomically on a local disk).
 """
 
 import os

@@ -24,17 +24,17 @@ chance is 0.1). Training takes about 15 s on two CPU cores.
 Cache: `load_or_train(cache_directory)` keeps the SavedModel in
 `<cache_directory>/builtin_classifier_v<VERSION>/` with `builtin_classifier.json` (recipe and held-out
 accuracy) beside `saved_model.pb`, trains it only when that directory is missing, and writes it
-atomically (temporary sibling, then rename), so concurrent runs never see half a model.
-`default_cache_directory()` is $YLG_TF_CACHE_DIR, else $XDG_CACHE_HOME/ylg_tf, else ~/.cache/ylg_tf:
-one classifier per user rather than per work directory, so FIDs of different runs stay comparable.
+atomically on a local disk (temporary sibling, then rename), so concurrent runs never see half a model.
+The cache directory is the caller's choice (any tf.io.gfile path); the entry points use one per user
+(`ylg_tf.command_line.default_classifier_cache_directory`) rather than one per work directory, so FIDs
+of different runs are measured by the same classifier and stay comparable.
 """
 
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
+import uuid
 
 import numpy as np
 import tensorflow as tf
@@ -53,15 +53,6 @@ LEARNING_RATE = 3e-3
 HELD_OUT_EXAMPLES = 1000
 SEED = 0
 METADATA_FILE = "builtin_classifier.json"
-CACHE_ENVIRONMENT_VARIABLE = "YLG_TF_CACHE_DIR"
-
-
-def default_cache_directory():
-    """$YLG_TF_CACHE_DIR, else $XDG_CACHE_HOME/ylg_tf, else ~/.cache/ylg_tf."""
-    if os.environ.get(CACHE_ENVIRONMENT_VARIABLE):
-        return os.environ[CACHE_ENVIRONMENT_VARIABLE]
-    cache_root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache_root, "ylg_tf")
 
 
 def classifier_directory(cache_directory):
@@ -164,36 +155,43 @@ def save_classifier(classifier, directory, metadata):
     """Writes the SavedModel and its metadata JSON into `directory` (which must not exist yet)."""
     signature = classifier.__call__.get_concrete_function()
     tf.saved_model.save(classifier, directory, signatures={"serving_default": signature})
-    with open(os.path.join(directory, METADATA_FILE), "w") as file:
-        json.dump(metadata, file, indent=2, sort_keys=True)
-        file.write("\n")
+    with tf.io.gfile.GFile(os.path.join(directory, METADATA_FILE), "w") as file:
+        file.write(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
 
 
 def read_metadata(directory):
     """The metadata dict of a cached classifier directory (recipe, held-out accuracy)."""
     path = os.path.join(os.fspath(directory), METADATA_FILE)
     try:
-        with open(path) as file:
-            return json.load(file)
-    except (OSError, json.JSONDecodeError) as error:
+        with tf.io.gfile.GFile(path, "r") as file:
+            return json.loads(file.read())
+    except (OSError, tf.errors.OpError, json.JSONDecodeError) as error:
         raise FileNotFoundError(
             f"{path!r} is missing or unreadable ({error}); delete {os.fspath(directory)!r} to retrain "
             "the built-in classifier") from None
 
 
-def load_or_train(cache_directory=None, progress=None):
+def _is_saved(directory):
+    return tf.io.gfile.exists(os.path.join(directory, tf.saved_model.SAVED_MODEL_FILENAME_PB))
+
+
+def load_or_train(cache_directory, progress=None):
     """The cached classifier's directory and metadata, training and caching it first if needed.
 
     Args:
-        cache_directory: cache root (default: `default_cache_directory()`).
+        cache_directory: cache root (any tf.io.gfile path), for example one per user.
         progress: optional callback(step, loss) during training.
 
     Returns:
         (directory of the SavedModel, metadata dict with "held_out_accuracy" among others).
     """
-    cache_directory = os.fspath(cache_directory or default_cache_directory())
+    if not cache_directory:
+        raise ValueError(
+            f"cache_directory must name the directory the built-in classifier is cached in, got "
+            f"{cache_directory!r}")
+    cache_directory = os.fspath(cache_directory)
     directory = classifier_directory(cache_directory)
-    if os.path.isfile(os.path.join(directory, tf.saved_model.SAVED_MODEL_FILENAME_PB)):
+    if _is_saved(directory):
         return directory, read_metadata(directory)
 
     logging.info("Training the built-in classifier (%d steps); it will be cached in %s",
@@ -213,17 +211,19 @@ def load_or_train(cache_directory=None, progress=None):
         "held_out_accuracy": accuracy,
         "training_seconds": round(time.perf_counter() - start, 2),
     }
-    os.makedirs(cache_directory, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=".builtin_classifier.writing-", dir=cache_directory)
+    tf.io.gfile.makedirs(cache_directory)
+    # A unique sibling, renamed into place once complete (atomic on a local disk; a copy on object stores).
+    temporary = os.path.join(cache_directory, f".builtin_classifier.writing-{uuid.uuid4().hex[:12]}")
     try:
-        save_classifier(classifier, os.path.join(temporary, "model"), metadata)
+        save_classifier(classifier, temporary, metadata)
         try:
-            os.rename(os.path.join(temporary, "model"), directory)
-        except OSError:
+            tf.io.gfile.rename(temporary, directory)
+        except (OSError, tf.errors.OpError):
             # Another process finished first; its classifier was trained with the same recipe.
-            if not os.path.isfile(os.path.join(directory, tf.saved_model.SAVED_MODEL_FILENAME_PB)):
+            if not _is_saved(directory):
                 raise
     finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.rmtree(temporary)
     logging.info("Built-in classifier: held-out accuracy %.3f (chance %.2f)", accuracy, 1.0 / NUM_CLASSES)
     return directory, read_metadata(directory)

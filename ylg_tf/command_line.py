@@ -1,8 +1,11 @@
-"""How every entry point runs: absl flags, and one-line errors with exit code 2 for user mistakes.
+"""How every entry point runs: absl flags, one-line errors with exit code 2 for user mistakes, and the
+defaults entry points take from the environment (the library itself takes every path explicitly).
 
-A user mistake (bad flag value, missing file, unreadable checkpoint, ...) surfaces from the library as a
-ValueError or OSError subclass; the entry point prints `error: <message>` on one line and exits with 2
-instead of a traceback. Set YLG_TRACEBACK=1 to see the traceback anyway.
+A user mistake (bad flag value, missing file, unreadable checkpoint, unreachable classifier, ...) surfaces
+from the library as a ValueError or OSError subclass, or, for a path tf.io.gfile cannot open (a missing
+gs:// object, a bucket without permission), as tf.errors.NotFoundError / PermissionDeniedError /
+UnauthenticatedError; the entry point prints `error: <message>` on one line and exits with 2 instead of
+a traceback. Set YLG_TRACEBACK=1 to see the traceback anyway.
 """
 
 import os
@@ -12,7 +15,28 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 USER_ERRORS = (ValueError, OSError)
+# tf.errors classes (by name) that mean a path cannot be read or written, reported like USER_ERRORS.
+_TENSORFLOW_FILE_ERRORS = ("NotFoundError", "PermissionDeniedError", "UnauthenticatedError")
 EXIT_USER_ERROR = 2
+CLASSIFIER_CACHE_ENVIRONMENT_VARIABLE = "YLG_TF_CACHE_DIR"
+
+
+def default_classifier_cache_directory():
+    """Where entry points cache the built-in classifier: one per user, so FIDs of all runs compare.
+
+    $YLG_TF_CACHE_DIR, else $XDG_CACHE_HOME/ylg_tf, else ~/.cache/ylg_tf.
+    """
+    if os.environ.get(CLASSIFIER_CACHE_ENVIRONMENT_VARIABLE):
+        return os.environ[CLASSIFIER_CACHE_ENVIRONMENT_VARIABLE]
+    cache_root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache_root, "ylg_tf")
+
+
+def user_errors():
+    """The exception classes `run` reports in one line (TensorFlow's file errors once it is imported)."""
+    tensorflow = sys.modules.get("tensorflow")  # not imported here: flag parsing stays fast
+    errors = getattr(getattr(tensorflow, "errors", None), "__dict__", {})
+    return USER_ERRORS + tuple(errors[name] for name in _TENSORFLOW_FILE_ERRORS if name in errors)
 
 
 def fail(message):
@@ -38,7 +62,7 @@ def run(main):
             absl_logging.set_verbosity(absl_logging.WARNING)  # progress is printed; INFO logs on request
         try:
             return main(argv)
-        except USER_ERRORS as error:
+        except user_errors() as error:
             if os.environ.get("YLG_TRACEBACK"):
                 raise
             fail(error)

@@ -26,6 +26,10 @@ What is computed (spec section 5, as the originals through TF-GAN):
 
 Batches are classified at a fixed size (a shorter last batch is padded, and the padding's outputs
 dropped), so every function is traced once.
+
+`evaluate_workdir` is the whole job of tools/evaluate.py (restore or load the generator, load the
+classifier, score, record provenance and timings); `write_result` stores its JSON. Every file is read and
+written through tf.io.gfile, so the work directory may be on gs://.
 """
 
 import dataclasses
@@ -39,8 +43,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ylg_tf import builtin_classifier, datasets, inception, metrics
+from ylg_tf import builtin_classifier, datasets, export, inception, metrics
+from ylg_tf import workdir as workdirs
 from ylg_tf.config import ExperimentConfig, ModelConfig
+from ylg_tf.inception import is_url, one_line
 
 BUILTIN_SOURCE = builtin_classifier.SOURCE_NAME
 RESIZE_BY_MODULE = "module"
@@ -89,7 +95,8 @@ def load_evaluation_classifier(source, *, image_size, resize_to_inception_size=F
         image_size: resolution of the images that will be scored.
         resize_to_inception_size: resize to 299 here (bilinear) rather than in the module; ignored for
             the built-in classifier, which works at its own resolution.
-        cache_directory: cache root of the built-in classifier (see `ylg_tf.builtin_classifier`).
+        cache_directory: cache root of the built-in classifier (see `ylg_tf.builtin_classifier`);
+            required for "builtin".
         network_timeout_seconds: how long a URL source may take to answer.
         training_progress: optional callback(step, loss) while the built-in classifier trains (only
             on its first use with a given cache).
@@ -104,6 +111,10 @@ def load_evaluation_classifier(source, *, image_size, resize_to_inception_size=F
         raise EvaluationError(
             f"classifier source must be {BUILTIN_SOURCE!r}, a TF-Hub URL or a directory, got {source!r}")
     if source == BUILTIN_SOURCE:
+        if not cache_directory:
+            raise EvaluationError(
+                f"the {BUILTIN_SOURCE!r} classifier needs a cache_directory to keep it in, got "
+                f"{cache_directory!r} (entry points pass command_line.default_classifier_cache_directory())")
         directory, metadata = builtin_classifier.load_or_train(cache_directory, progress=training_progress)
         function = inception.load_classifier(directory, image_size=None)
         description = {
@@ -121,7 +132,7 @@ def load_evaluation_classifier(source, *, image_size, resize_to_inception_size=F
             source,
             image_size=inception.INCEPTION_IMAGE_SIZE if resize_to_inception_size else None,
             network_timeout_seconds=network_timeout_seconds)
-        local_directory = inception.hub_cache_directory(source) if _is_url(source) else source
+        local_directory = inception.hub_cache_directory(source) if is_url(source) else source
         description = {
             "kind": "inception",
             "source": source,
@@ -144,7 +155,7 @@ def _check_classifier_interface(function, description, image_size):
                     "(resize_to_inception_size / --resize_to_299)")
         raise inception.InceptionUnavailableError(
             f"classifier {description['source']!r} cannot be called on [N, {image_size}, {image_size}, 3] "
-            f"float32 images in [-1, 1]: {_one_line(error)[:300]}{hint}") from error
+            f"float32 images in [-1, 1]: {one_line(error)[:300]}{hint}") from error
     for field, shape in shapes.items():
         if len(shape) != 2 or shape[0] != 2 or shape[1] < 1:
             raise inception.InceptionUnavailableError(
@@ -154,10 +165,6 @@ def _check_classifier_interface(function, description, image_size):
         raise inception.InceptionUnavailableError(
             f"classifier {description['source']!r} returns {shapes[inception.LOGITS][1]} logit; the "
             f"Inception Score needs at least 2 classes")
-
-
-def _is_url(source):
-    return source.startswith(("http://", "https://"))
 
 
 def _saved_model_fingerprint(directory):
@@ -319,8 +326,8 @@ def real_data_provenance(classifier, *, dataset, split, image_size, num_samples,
     if dataset not in datasets.DATASET_NAMES:
         raise EvaluationError(f"unknown dataset {dataset!r}; expected one of {datasets.DATASET_NAMES}")
     description = classifier.description if isinstance(classifier, Classifier) else classifier
-    if data_dir and "://" not in str(data_dir):
-        data_dir = os.path.abspath(os.fspath(data_dir))
+    if data_dir:
+        data_dir = workdirs.absolute_path(data_dir)
     return {
         "kind": "real_data_pool_3_statistics",
         "dataset": dataset,
@@ -407,8 +414,8 @@ def real_statistics(classifier, make_batches, num_samples, cache_path, provenanc
         raise EvaluationError(
             f"the real data gave only {done} images, fewer than the num_samples={num_samples} requested")
     if cache_path:
-        tf.io.gfile.makedirs(os.path.dirname(cache_path))
-        statistics.save(cache_path)
+        # Training and the tool share the cache: a concurrent reader must never load half a file.
+        workdirs.write_atomically(cache_path, statistics.save, suffix=".npz")
     return statistics, False
 
 
@@ -479,9 +486,15 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
 class PeriodicEvaluator:
     """Scores the training generator every `config.training.eval_every` steps (0: never).
 
-    The classifier and the real-data statistics are loaded on the first evaluation and kept; the
-    statistics are cached in the work directory like the evaluation tool's (same provenance, so the
-    tool and training share them when the sample counts match).
+    The classifier is loaded (and checked on images of the model's size) when the evaluator is made, so
+    a bad classifier source fails before training starts, not after `eval_every` steps. The real-data
+    statistics are computed on the first evaluation and kept; they are cached in the work directory like
+    the evaluation tool's (same provenance, so the tool and training share them when the sample counts
+    match).
+
+    Raises (when eval_every > 0): inception.InceptionUnavailableError (an OSError) when the classifier
+    cannot be reached, loaded or called; EvaluationError for bad arguments, e.g. the built-in classifier
+    without a cache_directory.
     """
 
     def __init__(self, config: ExperimentConfig, workdir, classifier_source=None, *, num_samples=None,
@@ -501,6 +514,8 @@ class PeriodicEvaluator:
         self.resize_to_inception_size = resize_to_inception_size
         self._classifier = None
         self._sample_functions = {}
+        if config.training.eval_every > 0:
+            self._classifier = self.classifier  # fail fast: load and check it now
 
     def due(self, step):
         """Whether training should evaluate after `step`."""
@@ -538,9 +553,110 @@ class PeriodicEvaluator:
 
 
 def make_periodic_evaluator(config: ExperimentConfig, workdir, classifier_source=None, **options):
-    """A PeriodicEvaluator for training; `options` are its keyword arguments (num_samples, ...)."""
+    """A PeriodicEvaluator for training, its classifier already loaded (see PeriodicEvaluator for errors);
+    `options` are its keyword arguments (num_samples, cache_directory, ...)."""
     return PeriodicEvaluator(config, workdir, classifier_source, **options)
 
 
-def _one_line(value):
-    return " ".join(str(value).split())
+# ----------------------------------------------------------------------------------------------
+# A work directory's generator, as the evaluation tool scores it.
+
+
+def evaluate_workdir(workdir, *, num_samples, batch_size, checkpoint=None, saved_model=None, use_ema=True,
+                     classifier_source=None, classifier_cache_directory=None, resize_to_inception_size=False,
+                     network_timeout_seconds=inception.DEFAULT_NETWORK_TIMEOUT_SECONDS, dataset=None,
+                     split=None, data_dir=None, seed=0, progress=None, log=logging.info):
+    """IS and FID of a work directory's generator (a checkpoint, or an export), with provenance and timings.
+
+    Args:
+        workdir: work directory (config, checkpoints, statistics cache); any tf.io.gfile path.
+        num_samples, batch_size, seed: see `evaluate`.
+        checkpoint: checkpoint prefix or directory (default: the latest); not with `saved_model`.
+        saved_model: directory of an exported generator (`ylg_tf.export`) to score instead.
+        use_ema: score the moving average of G's weights when the checkpoint has one.
+        classifier_source: "builtin", a TF-Hub URL or a module directory (default:
+            `default_classifier_source(dataset)`).
+        classifier_cache_directory: cache root of the built-in classifier (needed for "builtin").
+        resize_to_inception_size, network_timeout_seconds: see `load_evaluation_classifier`.
+        dataset, split, data_dir: the real images; default: the config's data.dataset, data.eval_split,
+            data.data_dir.
+        progress: optional callback(phase, done, total), e.g. `ylg_tf.progress.ProgressLine`.
+        log: callback(message) for status lines (classifier, its training, statistics cache).
+
+    Returns:
+        `evaluate`'s dict plus workdir, step (None for an export), checkpoint, saved_model, generator and
+        timings restore_seconds, load_classifier_seconds, total_seconds.
+    """
+    start = time.perf_counter()
+    check_sample_counts(num_samples, batch_size)
+    if saved_model and checkpoint:
+        raise EvaluationError(
+            f"give a checkpoint or an exported generator (saved_model), not both: checkpoint={checkpoint!r}, "
+            f"saved_model={saved_model!r}")
+    if saved_model:
+        config = workdirs.load_config(workdir)
+        sample_fn = exported_sample_function(export.load_exported_generator(saved_model), config.model)
+        step, checkpoint_path, generator_name = None, None, "export"
+    else:
+        config, generator, _, step = workdirs.restore_networks(workdir, checkpoint, use_ema)
+        checkpoint_path = workdirs.resolve_checkpoint(workdir, checkpoint)
+        sample_fn = generator_sample_function(generator)
+        generator_name = generator.name
+    restore_seconds = time.perf_counter() - start
+
+    dataset = dataset or config.data.dataset
+    split = split or config.data.eval_split
+    data_dir = config.data.data_dir if data_dir is None else data_dir
+    source = classifier_source or default_classifier_source(dataset)
+    loading_start = time.perf_counter()
+    log(f"classifier: {source}")
+    classifier = load_evaluation_classifier(
+        source, image_size=config.model.image_size, resize_to_inception_size=resize_to_inception_size,
+        cache_directory=classifier_cache_directory, network_timeout_seconds=network_timeout_seconds,
+        training_progress=lambda done, loss: log(
+            f"training the built-in classifier (once, then cached): step {done}/"
+            f"{builtin_classifier.TRAINING_STEPS}, loss {loss:.4f}"))
+    load_classifier_seconds = time.perf_counter() - loading_start
+
+    result = evaluate(
+        sample_fn, classifier, workdir=workdir, model_config=config.model, dataset=dataset, split=split,
+        num_samples=num_samples, batch_size=batch_size, data_dir=data_dir or None, seed=seed,
+        progress=progress)
+    statistics = result["real_statistics"]
+    log(f"real-data statistics: {'reused' if statistics['reused'] else 'computed and cached in'} "
+        f"{statistics['path']}")
+    result.update(
+        workdir=workdirs.absolute_path(workdir),
+        step=step,
+        checkpoint=checkpoint_path,
+        saved_model=workdirs.absolute_path(saved_model) if saved_model else None,
+        generator=generator_name,
+    )
+    result["timings"].update(
+        restore_seconds=round(restore_seconds, 3),
+        load_classifier_seconds=round(load_classifier_seconds, 3),
+        total_seconds=round(time.perf_counter() - start, 3),
+    )
+    return result
+
+
+def default_result_path(result):
+    """<workdir>/evaluation/step_<step>.json, or export.json for an exported generator."""
+    name = "export.json" if result.get("step") is None else f"step_{result['step']}.json"
+    return os.path.join(result["workdir"], EVALUATION_DIRECTORY, name)
+
+
+def write_result(result, path=None):
+    """Writes an `evaluate_workdir` result as JSON (atomically, any tf.io.gfile path); returns the path."""
+    path = os.fspath(path) if path else default_result_path(result)
+    return workdirs.write_text_atomically(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
+
+
+def result_summary(result):
+    """One line: FID, IS, sample count, what was scored and by which classifier."""
+    accuracy = result["classifier"].get("held_out_accuracy")
+    classifier_note = f", classifier held-out accuracy {accuracy:.3f}" if accuracy is not None else ""
+    generator_note = (f"step {result['step']}" if result.get("step") is not None
+                      else f"export {result.get('saved_model')}")
+    return (f"FID {result['fid']:.4f}  IS {result['inception_score']:.4f}  ({result['num_samples']} samples, "
+            f"{generator_note}, classifier {result['inception']}{classifier_note})")

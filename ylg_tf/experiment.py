@@ -54,7 +54,7 @@ def check_data_config(config: ExperimentConfig):
     info = dataset_info(data.dataset, data.data_dir or None)
     if data.dataset == "folder" and not data.data_dir:
         raise ValueError("dataset 'folder' needs --data_dir=DIR (one sub-folder of images per class)")
-    if data.data_dir and not os.path.isdir(data.data_dir):
+    if data.data_dir and not tf.io.gfile.isdir(data.data_dir):  # gs:// data directories on TPUs
         raise FileNotFoundError(f"data directory {data.data_dir!r} does not exist")
     if info.num_classes is not None and info.num_classes > config.model.num_classes:
         raise ValueError(

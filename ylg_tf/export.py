@@ -11,17 +11,21 @@ this on the traced graph and refuses to export otherwise, so serving the same in
 images.
 
 The export is written to a temporary sibling directory and then renamed into place, so a reader never sees
-a half-written SavedModel and an older export is replaced only once the new one is complete.
+a half-written SavedModel and an older export is replaced only once the new one is complete. Every file
+operation goes through tf.io.gfile, so the output may be on gs:// (training on TPUs writes its export into a
+gs:// work directory). On a local disk the renames are atomic. On an object store a directory rename is a
+copy of each object then a delete, not atomic: a reader during the replacement may find the directory
+missing or incomplete, and a crash part-way can leave a `.export.writing-*` or `.export.previous-*` sibling.
 """
 
 import logging
 import os
-import shutil
-import tempfile
+import uuid
 
 import tensorflow as tf
 
 from ylg_tf.config import ModelConfig
+from ylg_tf.workdir import absolute_path
 
 SIGNATURE_NAME = "serving_default"
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -111,11 +115,11 @@ def export_generator(generator, model_config: ModelConfig, output_directory):
     than an export, or when the traced serving function would write a variable.
     """
     _validate_generator(generator, model_config)
-    output_directory = os.path.abspath(os.fspath(output_directory))
-    if os.path.exists(output_directory):
-        if not os.path.isdir(output_directory):
+    output_directory = absolute_path(os.fspath(output_directory).rstrip("/"))
+    if tf.io.gfile.exists(output_directory):
+        if not tf.io.gfile.isdir(output_directory):
             raise ExportError(f"{output_directory!r} exists and is not a directory")
-        if os.listdir(output_directory) and not os.path.isfile(os.path.join(output_directory, SAVED_MODEL_FILE)):
+        if tf.io.gfile.listdir(output_directory) and not _is_export(output_directory):
             raise ExportError(
                 f"{output_directory!r} is a non-empty directory without {SAVED_MODEL_FILE}; "
                 "refusing to replace something that is not an export"
@@ -127,40 +131,55 @@ def export_generator(generator, model_config: ModelConfig, output_directory):
     if writes:
         raise ExportError(f"the inference-mode generator writes variables ({', '.join(writes[:5])}); export refused")
 
-    parent, name = os.path.split(output_directory)
-    os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=f".{name}.writing-", dir=parent)
+    temporary = _unique_sibling(output_directory, "writing")
+    tf.io.gfile.makedirs(temporary)
     try:
         tf.saved_model.save(server, temporary, signatures={SIGNATURE_NAME: concrete_function})
         _replace_directory(temporary, output_directory)
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        _remove_directory(temporary)
         raise
     logging.info("exported the generator to %s", output_directory)
     return output_directory
 
 
+def _is_export(directory):
+    return tf.io.gfile.exists(os.path.join(directory, SAVED_MODEL_FILE))
+
+
+def _unique_sibling(path, purpose):
+    """A free name beside `path`: <parent>/.<name>.<purpose>-<random>."""
+    parent, name = os.path.split(path)
+    return os.path.join(parent, f".{name}.{purpose}-{uuid.uuid4().hex[:12]}")
+
+
+def _remove_directory(path):
+    try:
+        if tf.io.gfile.exists(path):
+            tf.io.gfile.rmtree(path)
+    except tf.errors.OpError as error:  # cleanup only: the original error matters more
+        logging.warning("could not remove %s: %s", path, error)
+
+
 def _replace_directory(source, target):
     """Renames `source` to `target`; an existing `target` is moved aside first and deleted afterwards."""
-    if not os.path.exists(target):
-        os.rename(source, target)
+    if not tf.io.gfile.exists(target):
+        tf.io.gfile.rename(source, target)
         return
-    parent, name = os.path.split(target)
-    previous = tempfile.mkdtemp(prefix=f".{name}.previous-", dir=parent)
-    os.rmdir(previous)  # only the unique name is needed: rename needs a free destination
-    os.rename(target, previous)
+    previous = _unique_sibling(target, "previous")
+    tf.io.gfile.rename(target, previous)
     try:
-        os.rename(source, target)
+        tf.io.gfile.rename(source, target)
     except BaseException:
-        os.rename(previous, target)
+        tf.io.gfile.rename(previous, target)
         raise
-    shutil.rmtree(previous, ignore_errors=True)
+    _remove_directory(previous)
 
 
 def load_exported_generator(directory):
     """The `serving_default` function of an export: call it as fn(z=..., labels=...)["images"]."""
     directory = os.fspath(directory)
-    if not os.path.isfile(os.path.join(directory, SAVED_MODEL_FILE)):
+    if not _is_export(directory):
         raise ExportError(f"{directory!r} is not an exported generator (no {SAVED_MODEL_FILE})")
     loaded = tf.saved_model.load(directory)
     if SIGNATURE_NAME not in loaded.signatures:

@@ -20,7 +20,10 @@ Inception SavedModel"). `image_size=None` reproduces that exactly, leaving the r
 
 Without network a URL source fails within about `network_timeout_seconds` (a probe with that timeout
 runs before tensorflow_hub's own download, which has none) with an `InceptionUnavailableError` whose
-one-line message says how to provide a local copy.
+one-line message says how to provide a local copy. That error is an OSError (a resource that cannot be
+reached), so entry points report it as a one-line user error.
+
+`is_url` and `one_line` are shared with `ylg_tf.evaluation`, which loads classifiers through here.
 """
 
 import hashlib
@@ -44,8 +47,18 @@ DEFAULT_NETWORK_TIMEOUT_SECONDS = 15.0
 _COMPRESSED_FORMAT_QUERY = "tf-hub-format=compressed"
 
 
-class InceptionUnavailableError(RuntimeError):
-    """The Inception module could not be found, downloaded or loaded."""
+class InceptionUnavailableError(OSError):
+    """The Inception module (or another classifier) could not be found, downloaded, loaded or called."""
+
+
+def is_url(source):
+    """Whether a classifier source is a TF-Hub URL rather than a directory."""
+    return source.startswith(("http://", "https://"))
+
+
+def one_line(value):
+    """str(value) with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(str(value).split())
 
 
 def load_classifier(source=DEFAULT_INCEPTION, image_size=INCEPTION_IMAGE_SIZE,
@@ -79,7 +92,7 @@ def load_classifier(source=DEFAULT_INCEPTION, image_size=INCEPTION_IMAGE_SIZE,
         module = hub.load(source)
     except Exception as error:  # tensorflow_hub raises IOError, ValueError, URLError, OpError...
         raise InceptionUnavailableError(
-            _unavailable_message(source, f"tensorflow_hub.load failed: {_one_line(error)}")
+            _unavailable_message(source, f"tensorflow_hub.load failed: {one_line(error)}")
         ) from error
     if not callable(module):
         raise InceptionUnavailableError(_unavailable_message(
@@ -115,7 +128,7 @@ def load_classifier(source=DEFAULT_INCEPTION, image_size=INCEPTION_IMAGE_SIZE,
         except (TypeError, ValueError) as error:
             raise InceptionUnavailableError(_unavailable_message(
                 source, f"the module cannot be called on [N, {image_size}, {image_size}, 3] "
-                f"float32 images: {_one_line(error)}")) from error
+                f"float32 images: {one_line(error)}")) from error
     return classifier
 
 
@@ -130,12 +143,8 @@ def hub_cache_directory(url):
     return os.path.join(cache_root, hashlib.sha1(url.encode("utf8")).hexdigest())
 
 
-def _is_url(source):
-    return source.startswith(("http://", "https://"))
-
-
 def _check_source_reachable(source, network_timeout_seconds):
-    if not _is_url(source):
+    if not is_url(source):
         if not tf.io.gfile.exists(source):
             raise InceptionUnavailableError(
                 _unavailable_message(source, "no such file or directory"))
@@ -159,7 +168,7 @@ def _check_source_reachable(source, network_timeout_seconds):
         reason = getattr(error, "reason", error)
         raise InceptionUnavailableError(_unavailable_message(
             source, f"network unreachable within {network_timeout_seconds:g} s "
-            f"({_one_line(reason)}) and not in the TF-Hub cache {cached}")) from error
+            f"({one_line(reason)}) and not in the TF-Hub cache {cached}")) from error
 
 
 def _with_compressed_query(url):
@@ -168,7 +177,7 @@ def _with_compressed_query(url):
 
 
 def _unavailable_message(source, reason):
-    url = source if _is_url(source) else DEFAULT_INCEPTION
+    url = source if is_url(source) else DEFAULT_INCEPTION
     return (
         f"Inception classifier unavailable from {source!r}: {reason}. To provide a local copy, "
         f"on a machine with internet download {_with_compressed_query(url)} (a .tar.gz), unpack "
@@ -176,6 +185,3 @@ def _unavailable_message(source, reason):
         f"the source (--inception=DIR), or unpack it into {hub_cache_directory(url)} "
         f"(TFHUB_CACHE_DIR/<sha1 of the URL>) so the URL resolves offline.")
 
-
-def _one_line(value):
-    return " ".join(str(value).split())

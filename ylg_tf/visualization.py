@@ -43,31 +43,36 @@ def upscale(image, factor):
 
 
 def save_png(image, path):
-    """Writes a uint8 [H, W, 3] array (or [-1, 1] floats) as PNG, atomically."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        image = to_uint8(image)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp.png"
-    Image.fromarray(image).save(temporary, format="PNG")
-    os.replace(temporary, path)
-    return path
+    """Writes a uint8 [H, W, 3] array (or [-1, 1] floats) as PNG, atomically; `path` may be any tf.io.gfile
+    path (gs://... for a TPU run's work directory)."""
+    from ylg_tf.workdir import write_bytes_atomically  # here: the rest of this module needs no TensorFlow
+
+    return write_bytes_atomically(path, png_bytes(image))
 
 
 def save_gif(frames, path, seconds_per_frame=0.1):
-    """Writes uint8 [H, W, 3] frames as a looping GIF."""
-    pictures = [Image.fromarray(to_uint8(f) if np.asarray(f).dtype != np.uint8 else np.asarray(f)) for f in frames]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    """Writes uint8 [H, W, 3] frames (or [-1, 1] floats) as a looping GIF, atomically; any tf.io.gfile path."""
+    from ylg_tf.workdir import write_bytes_atomically
+
+    frames = [np.asarray(frame) for frame in frames]
+    if not frames:
+        raise ValueError("save_gif needs at least one frame, got none")
+    pictures = [Image.fromarray(frame if frame.dtype == np.uint8 else to_uint8(frame)) for frame in frames]
+    buffer = io.BytesIO()
     pictures[0].save(
-        path, save_all=True, append_images=pictures[1:], duration=int(seconds_per_frame * 1000), loop=0
+        buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=int(seconds_per_frame * 1000),
+        loop=0,
     )
-    return path
+    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def png_bytes(image):
-    """PNG encoding of a uint8 image, for TensorBoard or tests."""
+    """PNG encoding of a uint8 image (or [-1, 1] floats), for files, TensorBoard or tests."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = to_uint8(image)
     buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image)).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

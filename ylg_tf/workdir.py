@@ -2,18 +2,25 @@
 
 Layout:
   DIR/config.json        the resolved ExperimentConfig
-  DIR/checkpoints/       tf.train.CheckpointManager checkpoints ("ckpt-<step>")
+  DIR/checkpoints/       tf.train.CheckpointManager checkpoints ("ckpt-<step>"), the last CHECKPOINTS_KEPT
   DIR/samples/           image grids written during training
   DIR/summaries/         TensorBoard event files
   DIR/export/            the SavedModel of the generator
 
 A checkpoint object holds `generator`, `discriminator`, `step` and, when training wrote them, the
 optimizers, `generator_ema` (moving average of G's weights) and `random_generator`.
+
+DIR may be any tf.io.gfile path (a local directory, gs://bucket/run for TPU training, ram:// in tests):
+every read and write here goes through tf.io.gfile. `write_text_atomically` / `write_bytes_atomically`
+write a temporary sibling and rename it into place. On a local disk the rename is atomic, so a reader
+sees the old file or the new one, never half of one. On an object store (GCS) a rename is a copy then a
+delete, not atomic as an operation; each object still appears only once fully uploaded, so readers never
+see a partial file, but a crash between copy and delete can leave the temporary object behind.
 """
 
 import json
 import os
-import pathlib
+import uuid
 
 import tensorflow as tf
 
@@ -25,37 +32,86 @@ CHECKPOINT_DIRECTORY = "checkpoints"
 SAMPLES_DIRECTORY = "samples"
 SUMMARIES_DIRECTORY = "summaries"
 EXPORT_DIRECTORY = "export"
+CHECKPOINTS_KEPT = 5  # checkpoints a CheckpointManager keeps in DIR/checkpoints
+_ERROR_DETAIL_CHARACTERS = 240
 
 
 class WorkdirError(ValueError):
     """A work directory or checkpoint is missing or unreadable."""
 
 
-def save_config(config: ExperimentConfig, workdir):
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, CONFIG_FILE)
-    temporary = path + ".tmp"
-    with open(temporary, "w") as file:
-        file.write(config.to_json() + "\n")
-    os.replace(temporary, path)
+def is_remote(path):
+    """Whether `path` names a file system other than the local one (gs://..., ram://...)."""
+    return "://" in os.fspath(path)
+
+
+def absolute_path(path):
+    """`path` made absolute when it is local; remote paths (gs://...) are already absolute."""
+    path = os.fspath(path)
+    return path if is_remote(path) else os.path.abspath(path)
+
+
+def write_atomically(path, write, suffix=""):
+    """Calls `write(temporary)` for a temporary sibling of `path`, then renames it to `path`.
+
+    Creates the parent directory; removes the temporary file when writing fails. `suffix` ends the
+    temporary name, for writers that check the extension (".npz"). Any tf.io.gfile path; see the
+    module docstring for what "atomic" means on object stores.
+    """
+    path = os.fspath(path)
+    parent = os.path.dirname(path)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    # A unique temporary name, so concurrent writers of the same file never share one.
+    stem = path[: -len(suffix)] if suffix and path.endswith(suffix) else path
+    temporary = f"{stem}.tmp-{uuid.uuid4().hex[:12]}{suffix}"
+    try:
+        write(temporary)
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+    except BaseException:
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.remove(temporary)
+        raise
     return path
 
 
+def write_bytes_atomically(path, data):
+    """Writes `data` to `path` through `write_atomically`."""
+
+    def write(temporary):
+        with tf.io.gfile.GFile(temporary, "wb") as file:
+            file.write(data)
+
+    return write_atomically(path, write)
+
+
+def write_text_atomically(path, text):
+    """`write_bytes_atomically` of `text` encoded as UTF-8."""
+    return write_bytes_atomically(path, text.encode("utf8"))
+
+
+def save_config(config: ExperimentConfig, workdir):
+    """Writes the resolved config to DIR/config.json (atomically) and returns that path."""
+    return write_text_atomically(os.path.join(os.fspath(workdir), CONFIG_FILE), config.to_json() + "\n")
+
+
 def load_config(workdir) -> ExperimentConfig:
+    """The ExperimentConfig of DIR/config.json; WorkdirError when it is missing or invalid."""
+    workdir = os.fspath(workdir)
     path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.isdir(workdir):
+    if not tf.io.gfile.isdir(workdir):
         raise WorkdirError(f"work directory {workdir!r} does not exist")
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         raise WorkdirError(f"{path!r} is missing: {workdir!r} is not a work directory written by training or import")
     try:
-        with open(path) as file:
-            return ExperimentConfig.from_dict(json.load(file))
-    except (json.JSONDecodeError, TypeError, ValueError) as error:
+        with tf.io.gfile.GFile(path, "r") as file:
+            return ExperimentConfig.from_dict(json.loads(file.read()))
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as error:
         raise WorkdirError(f"{path!r} is not a valid config: {error}") from None
 
 
 def checkpoint_directory(workdir):
-    return os.path.join(workdir, CHECKPOINT_DIRECTORY)
+    return os.path.join(os.fspath(workdir), CHECKPOINT_DIRECTORY)
 
 
 def latest_checkpoint(workdir):
@@ -64,14 +120,15 @@ def latest_checkpoint(workdir):
 
 def checkpoint_step(checkpoint_path):
     """The step a "ckpt-<step>" checkpoint was written at."""
-    suffix = pathlib.Path(checkpoint_path).name.rsplit("-", 1)[-1]
+    suffix = os.fspath(checkpoint_path).rstrip("/").rsplit("/", 1)[-1].rsplit("-", 1)[-1]
     return int(suffix) if suffix.isdigit() else 0
 
 
 def resolve_checkpoint(workdir, checkpoint=None):
     """The checkpoint prefix to read: `checkpoint` if given (a prefix or a directory), else the latest."""
     if checkpoint:
-        if os.path.isdir(checkpoint):
+        checkpoint = os.fspath(checkpoint)
+        if tf.io.gfile.isdir(checkpoint):
             found = tf.train.latest_checkpoint(checkpoint)
             if not found:
                 raise WorkdirError(f"no checkpoint in directory {checkpoint!r}")
@@ -89,6 +146,8 @@ def restore_networks(workdir, checkpoint=None, use_ema=True):
     """(config, generator, discriminator, step) rebuilt from a work directory alone.
 
     With use_ema, the generator holds the moving average of G's weights when the checkpoint has one.
+    Raises WorkdirError (one line, naming the checkpoint) when the checkpoint is corrupt or does not match
+    the networks of the work directory's config.
     """
     config = load_config(workdir)
     path = resolve_checkpoint(workdir, checkpoint)
@@ -96,27 +155,49 @@ def restore_networks(workdir, checkpoint=None, use_ema=True):
     discriminator = Discriminator(config.model).build_for_config()
     step = tf.Variable(0, dtype=tf.int64)
     ema = Generator(config.model, name="generator_ema").build_for_config()
-    reader = tf.train.load_checkpoint(path)
-    has_ema = any(key.startswith("generator_ema/") for key in reader.get_variable_to_shape_map())
-    objects = dict(generator=generator, discriminator=discriminator, step=step)
-    if has_ema:
-        objects["generator_ema"] = ema
-    status = tf.train.Checkpoint(**objects).restore(path)
-    status.expect_partial()
-    status.assert_existing_objects_matched()
+    try:
+        reader = tf.train.load_checkpoint(path)
+        has_ema = any(key.startswith("generator_ema/") for key in reader.get_variable_to_shape_map())
+        objects = dict(generator=generator, discriminator=discriminator, step=step)
+        if has_ema:
+            objects["generator_ema"] = ema
+        status = tf.train.Checkpoint(**objects).restore(path)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (ValueError, AssertionError) as error:
+        # Shapes or variables that differ from the networks config.json describes.
+        raise WorkdirError(
+            f"checkpoint {path!r} does not match the networks of "
+            f"{os.path.join(os.fspath(workdir), CONFIG_FILE)!r}: {_error_detail(error)}") from None
+    except (tf.errors.OpError, LookupError) as error:
+        # A truncated or overwritten .index/.data file (LookupError: a short read of the data file).
+        raise WorkdirError(
+            f"checkpoint {path!r} is corrupt or unreadable ({type(error).__name__}: {_error_detail(error)}); "
+            f"pass another one with --checkpoint") from None
     if has_ema and use_ema:
         generator = ema
     return config, generator, discriminator, int(step.numpy())
 
 
+def _error_detail(error):
+    """The start of an error's message on one line (restore errors can list every variable)."""
+    text = " ".join(str(error).split())
+    if len(text) > _ERROR_DETAIL_CHARACTERS:
+        text = text[:_ERROR_DETAIL_CHARACTERS].rstrip() + " ..."
+    return text
+
+
 def write_checkpoint(workdir, generator, discriminator, step):
-    """Writes networks and step as a fresh checkpoint ("ckpt-<step>") of the work directory."""
+    """Writes networks and step as a fresh checkpoint ("ckpt-<step>") of the work directory.
+
+    Keeps the CHECKPOINTS_KEPT most recent checkpoints, as training does.
+    """
     manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(
             generator=generator, discriminator=discriminator, step=tf.Variable(step, dtype=tf.int64)
         ),
         checkpoint_directory(workdir),
-        max_to_keep=5,
+        max_to_keep=CHECKPOINTS_KEPT,
         checkpoint_name="ckpt",
     )
     return manager.save(checkpoint_number=step)
