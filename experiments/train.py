@@ -67,6 +67,7 @@ def main(argv):
     import tensorflow as tf
 
     from ylg_tf.distribution import create_strategy
+    from ylg_tf.workdir import absolute_path
     from ylg_tf.experiment import CheckpointUnreadableError, TrainingDivergedError, run_training
 
     tf.keras.utils.set_random_seed(config.training.seed)
@@ -75,7 +76,9 @@ def main(argv):
     if config.training.eval_every:
         from ylg_tf.evaluation import make_periodic_evaluator
 
-        evaluator = make_periodic_evaluator(config, workdir, FLAGS.inception)
+        evaluator = make_periodic_evaluator(
+            config, workdir, FLAGS.inception, cache_directory=command_line.default_classifier_cache_directory()
+        )
     log = lambda message: print(message, flush=True)  # noqa: E731
     try:
         result = run_training(config, workdir, strategy, log=log, evaluator=evaluator, jit_compile=FLAGS.jit_compile)
@@ -85,7 +88,7 @@ def main(argv):
     if result.preempted:
         log(f"stopped by SIGTERM at step {result.step}; rerun the same command to resume")
         return
-    log(f"done at step {result.step}: samples in {os.path.abspath(result.samples_path)}, "
+    log(f"done at step {result.step}: samples in {absolute_path(result.samples_path)}, "
         f"checkpoint {result.checkpoint}, SavedModel in {result.export_directory}")
 
 

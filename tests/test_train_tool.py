@@ -71,6 +71,7 @@ def test_demo_preset_end_to_end(tmp_path):
         (["--dataset=folder", "--data_dir=/does/not/exist"], "/does/not/exist"),
         ([f"--tpu=grpc://127.0.0.1:{_closed_port()}"], "unreachable"),
         (["--train_steps=abc"], "train_steps"),
+        (["--eval_every=2", "--inception=/no/such/module"], "/no/such/module"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, arguments, named):

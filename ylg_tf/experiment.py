@@ -27,7 +27,6 @@ from ylg_tf.training import Trainer
 from ylg_tf.visualization import image_grid, save_png
 
 SAMPLE_GRID_SIZE = 16
-CHECKPOINTS_KEPT = 5
 EVALUATION_SCORES = ("fid", "inception_score")
 
 
@@ -66,7 +65,7 @@ def check_data_config(config: ExperimentConfig):
 
 def check_same_model(config: ExperimentConfig, workdir):
     """A work directory resumes only the model it holds (training settings such as train_steps may change)."""
-    if not os.path.isfile(os.path.join(workdir, workdirs.CONFIG_FILE)):
+    if not tf.io.gfile.exists(os.path.join(workdir, workdirs.CONFIG_FILE)):
         return
     existing = workdirs.load_config(workdir).model
     changed = [
@@ -163,7 +162,7 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
     check_same_model(config, workdir)
     trainer = Trainer(config, strategy, jit_compile=jit_compile)
     workdirs.save_config(config, workdir)
-    log(f"work directory {os.path.abspath(workdir)} (resolved config in {workdirs.CONFIG_FILE})")
+    log(f"work directory {workdirs.absolute_path(workdir)} (resolved config in {workdirs.CONFIG_FILE})")
     log(
         f"global batch {trainer.global_batch_size} = {strategy.num_replicas_in_sync} replica(s) x "
         f"{trainer.per_replica_batch_size}"
@@ -171,7 +170,7 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
     manager = tf.train.CheckpointManager(
         trainer.checkpoint,
         workdirs.checkpoint_directory(workdir),
-        max_to_keep=CHECKPOINTS_KEPT,
+        max_to_keep=workdirs.CHECKPOINTS_KEPT,
         checkpoint_name="ckpt",
     )
     restored = restore_latest(manager, trainer.checkpoint, log)

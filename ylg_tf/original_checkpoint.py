@@ -8,7 +8,6 @@ of every missing or mis-shaped variable.
 
 import logging
 import os
-import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -149,7 +148,7 @@ _MODEL_SUBDIRECTORIES = (
 
 
 def check_workdir_free(workdir, overwrite=False):
-    if os.path.isfile(os.path.join(workdir, workdirs.CONFIG_FILE)) and not overwrite:
+    if tf.io.gfile.exists(os.path.join(workdir, workdirs.CONFIG_FILE)) and not overwrite:
         raise FileExistsError(
             f"{workdir!r} already holds a work directory ({workdirs.CONFIG_FILE}); pass --overwrite to replace it"
         )
@@ -176,7 +175,8 @@ def import_into_workdir(checkpoint_prefix, workdir, image_size=128, attention="y
     step = load_original_checkpoint(checkpoint_prefix, generator, discriminator)
     if overwrite:
         for name in _MODEL_SUBDIRECTORIES:
-            shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+            if tf.io.gfile.isdir(os.path.join(workdir, name)):
+                tf.io.gfile.rmtree(os.path.join(workdir, name))
     config = ExperimentConfig(model=model_config, data=DataConfig(dataset="imagenet2012"))
     workdirs.save_config(config, workdir)
     path = workdirs.write_checkpoint(workdir, generator, discriminator, step)
