@@ -16,12 +16,15 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import ORIGINAL_FIXTURE_DIRECTORY, REPOSITORY_ROOT
-from ylg_tf import inversion, visualization, workdir
+from ylg_tf import visualization, workdir
 from ylg_tf.config import get_preset
+from ylg_tf.latents import interpolate_latents, standard_normal_latents
 from ylg_tf.networks import build_networks
 
 TOOLS = REPOSITORY_ROOT / "tools"
 PADDING = 2  # image_grid's padding
+CONFIG = get_preset("test")  # 32x32, YLG attention
+OUT_OF_RANGE_LABEL = CONFIG.model.num_classes  # labels run from 0 to num_classes - 1
 
 
 def run_tool(name, arguments, cwd):
@@ -45,7 +48,11 @@ def grid_cell(grid, row, column, size):
 
 
 BAD_INPUTS = {
-    "label out of range": (["--labels=0,4"], "label 4 is out of range"),
+    "label out of range": (
+        [f"--labels=0,{OUT_OF_RANGE_LABEL}"],
+        f"label {OUT_OF_RANGE_LABEL} is out of range: the model has {OUT_OF_RANGE_LABEL} classes",
+    ),
+    "no label": (["--labels=,"], "names no class"),
     "point outside the image": (["--attention_at=32,0"], "outside the 32x32 image"),
     "point not a pair": (["--attention_at=5"], "must be ROW,COLUMN"),
     "negative truncation": (["--truncation=-1"], "--truncation=-1.0 must be >= 0"),
@@ -57,9 +64,8 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("generate")
     trained = root / "trained"
     tf.keras.utils.set_random_seed(0)
-    config = get_preset("test")  # 32x32, 4 classes, YLG attention
-    generator, discriminator = build_networks(config.model)
-    workdir.save_config(config, trained)
+    generator, discriminator = build_networks(CONFIG.model)
+    workdir.save_config(CONFIG, trained)
     workdir.write_checkpoint(trained, generator, discriminator, step=2)
 
     imported = root / "imported"
@@ -103,7 +109,7 @@ def test_class_grid_interpolation_and_attention_on_a_training_work_directory(run
     # Class grid: one row per label, samples from seed 4 with |z| <= 0.5, each enlarged 4x to 128 pixels.
     grid = np.asarray(Image.open(output / "class_grid.png"))
     assert grid.shape == grid_shape(2, 3, 128)
-    latents = inversion.sample_latents(6, 128, [4, 0], truncation=0.5)
+    latents = standard_normal_latents(6, CONFIG.model.z_dim, [4, 0], truncation=0.5)
     assert np.abs(latents).max() <= 0.5
     expected = generator((latents, tf.constant([0, 0, 0, 3, 3, 3])), training=False).numpy()
     for index in range(6):
@@ -114,8 +120,8 @@ def test_class_grid_interpolation_and_attention_on_a_training_work_directory(run
     # Interpolation: a straight line between two latents per label; the GIF goes there and back.
     strip = np.asarray(Image.open(output / "interpolation.png"))
     assert strip.shape == grid_shape(2, 4, 128)
-    ends = inversion.sample_latents(4, 128, [4, 1], truncation=0.5)
-    path = inversion.interpolate_latents(ends[2], ends[3], 4)  # label 3's line
+    ends = standard_normal_latents(4, CONFIG.model.z_dim, [4, 1], truncation=0.5)
+    path = interpolate_latents(ends[2], ends[3], 4)  # label 3's line
     expected = generator((path, tf.constant([3] * 4)), training=False).numpy()
     for column in range(4):
         enlarged = visualization.upscale(visualization.to_uint8(expected[column]), 4)

@@ -21,6 +21,8 @@ from ylg_tf.datasets import preprocess_image
 from ylg_tf.networks import build_networks
 
 TOOL = REPOSITORY_ROOT / "tools" / "invert.py"
+CONFIG = get_preset("test")  # as training writes it: 32x32, YLG attention
+OUT_OF_RANGE_LABEL = CONFIG.model.num_classes  # labels run from 0 to num_classes - 1
 PICTURES = ["target.png", "best.png", "comparison.png", "saliency_mean.png", "loss_curve.png"]
 LABEL = 3
 
@@ -51,7 +53,11 @@ BAD_INPUTS = {
     "zero-byte file": (["--image={inputs}/empty.png", "--label=0"], "is empty (0 bytes)"),
     "corrupt image": (["--image={inputs}/truncated.png", "--label=0"], "corrupt or truncated"),
     "non-image file": (["--image={inputs}/notes.txt", "--label=0"], "is not an image file"),
-    "label out of range": (["--image={inputs}/good.png", "--label=4"], "label 4 is out of range"),
+    "label out of range": (
+        ["--image={inputs}/good.png", f"--label={OUT_OF_RANGE_LABEL}"],
+        f"label {OUT_OF_RANGE_LABEL} is out of range: the model has {OUT_OF_RANGE_LABEL} classes",
+    ),
+    "self-inversion label out of range": ([f"--label={OUT_OF_RANGE_LABEL}"], f"label {OUT_OF_RANGE_LABEL} is out"),
     "label missing": (["--image={inputs}/good.png"], "--label is required"),
     "heads out of range": (["--heads=0,8", "--steps=1"], "heads [8] are out of range"),
 }
@@ -63,14 +69,14 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("invert")
     directory = root / "workdir"
     tf.keras.utils.set_random_seed(0)
-    config = get_preset("test")  # as training writes it: 32x32, 4 classes, YLG attention
-    generator, discriminator = build_networks(config.model)
-    workdir.save_config(config, directory)
+    generator, discriminator = build_networks(CONFIG.model)
+    workdir.save_config(CONFIG, directory)
     workdir.write_checkpoint(directory, generator, discriminator, step=2)
 
     inputs = root / "inputs"
     inputs.mkdir()
-    sample = generator((tf.random.stateless_normal([1, 128], seed=[0, 1]), tf.constant([LABEL])), training=False)
+    latent = tf.random.stateless_normal([1, CONFIG.model.z_dim], seed=[0, 1])
+    sample = generator((latent, tf.constant([LABEL])), training=False)
     visualization.save_png(sample.numpy()[0], inputs / "sample.png")
     ramp = np.tile(np.linspace(0, 255, 45).astype(np.uint8), (30, 1))  # 30 high, 45 wide, dark to light
     Image.fromarray(ramp, mode="L").save(inputs / "gray picture.jpg", quality=95)
@@ -83,7 +89,9 @@ def runs(tmp_path_factory):
         + [f"--image={inputs / 'sample.png'}", f"--label={LABEL}", "--restarts=3", "--steps=4", "--heads=0,1,2,3"]
         + [f"--output_dir={root / 'png'}"],
         # No --output_dir: the default, <workdir>/inversion/<image name>.
-        "jpeg": common + [f"--image={inputs / 'gray picture.jpg'}", "--label=0", "--restarts=2", "--steps=2"],
+        "jpeg": common
+        + [f"--image={inputs / 'gray picture.jpg'}", "--label=0", "--restarts=2", "--steps=2"]
+        + ["--per_restart_objective"],
     }
     for case, (arguments, _) in BAD_INPUTS.items():
         commands[case] = common + [f"--output_dir={root / 'bad'}"] + [a.format(inputs=inputs) for a in arguments]
@@ -101,7 +109,7 @@ def check_outputs(output_dir, restarts, steps):
         assert picture.shape == (256, 256, 3)  # 32x32 target enlarged for the overlay
     assert np.asarray(Image.open(output_dir / "best.png")).shape == (32, 32, 3)
     latents = np.load(output_dir / "latents.npy")
-    assert latents.shape == (restarts, 128)
+    assert latents.shape == (restarts, CONFIG.model.z_dim)
     report = json.loads((output_dir / "inversion.json").read_text())
     assert report["restarts"] == restarts and report["steps"] == steps
     assert report["heads"] == [0, 1, 2, 3]
@@ -124,6 +132,7 @@ def test_self_inversion_reports_the_distance_to_the_true_latent(runs):
     assert result.returncode == 0, result.stderr
     report = check_outputs(runs["root"] / "self", restarts=2, steps=3)
     assert report["image"] is None and report["label"] == 3 and report["checkpoint_step"] == 2
+    assert report["per_restart_objective"] is False  # the original's objective by default
     distances = report["self_inversion"]
     assert len(distances["initial_latent_distance"]) == len(distances["final_latent_distance"]) == 2
     best = report["best"]["restart"]
@@ -144,16 +153,16 @@ def test_inversion_of_a_generated_png(runs):
     )
 
 
-def test_inversion_of_a_grayscale_jpeg_of_another_size_writes_to_the_default_directory(runs):
+def test_inversion_of_a_grayscale_jpeg_of_another_size_with_the_per_restart_objective_and_default_directory(runs):
     result = runs["results"]["jpeg"]
     assert result.returncode == 0, result.stderr
     output_dir = runs["workdir"] / "inversion" / "gray picture"
     report = check_outputs(output_dir, restarts=2, steps=2)
-    assert report["label"] == 0
+    assert report["label"] == 0 and report["per_restart_objective"] is True
     target = np.asarray(Image.open(output_dir / "target.png"))
     assert target.shape == (32, 32, 3)
     np.testing.assert_array_equal(target[..., 0], target[..., 1])  # gray stays gray
-    # The central 30x30 square of a left-to-right ramp still darkens to the left.
+    # The whole 45x30 left-to-right ramp, squeezed to 32x32 as the original does, still darkens to the left.
     assert target[16, 0, 0] < target[16, 31, 0]
 
 

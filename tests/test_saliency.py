@@ -1,4 +1,5 @@
-"""Tests for ylg_tf.saliency and the overlays of ylg_tf.visualization, against NumPy references.
+"""Tests for ylg_tf.saliency and the overlays and picture layouts of ylg_tf.visualization, against NumPy
+references (the pictures that run a generator are checked end to end by the tools' tests).
 
 Saliency reference (spec section 6): per key, the sum of its attention column over the queries divided by the
 number of non-zero entries in that column (0 when there is none), reshaped to the key grid and enlarged by
@@ -124,3 +125,46 @@ def test_mark_point_draws_a_cross_centred_on_the_point():
     expected[5, 7:12] = True
     np.testing.assert_array_equal(green, expected)
     assert not image.any()  # the input is untouched
+
+
+def test_enlarge_for_display_repeats_pixels_to_at_least_the_minimum_size():
+    images = np.random.default_rng(0).uniform(-1, 1, size=(2, 10, 10, 3)).astype(np.float32)
+    enlarged = visualization.enlarge_for_display(images, minimum_size=25)
+    assert enlarged.shape == (2, 30, 30, 3) and enlarged.dtype == np.uint8  # factor 3: 10 * 3 >= 25
+    for image, big in zip(images, enlarged):
+        np.testing.assert_array_equal(big, visualization.upscale(visualization.to_uint8(image), 3))
+    np.testing.assert_array_equal(big[3:6, 0], np.repeat(big[3:4, 0], 3, axis=0))
+    # Large images stay as they are.
+    assert visualization.enlarge_for_display(images, minimum_size=8).shape == (2, 10, 10, 3)
+
+
+def test_interpolation_pictures_lay_out_rows_per_label_and_frames_there_and_back():
+    labels, steps, size = 2, 3, 4
+    images = np.zeros((labels * steps, size, size, 3), np.uint8)
+    for index in range(labels * steps):
+        images[index] = 10 * index  # image (label l, step s) has value 10 * (l * steps + s)
+    strip, frames = visualization.interpolation_pictures(images, labels, steps)
+    assert strip.shape == (labels * (size + 2) + 2, steps * (size + 2) + 2, 3)
+    assert strip[2 + (size + 2), 2 + 2 * (size + 2), 0] == 10 * (1 * steps + 2)  # row 1, column 2
+    # Frames: steps 0, 1, 2, then back 1 (the first frame follows the last without a jump).
+    assert len(frames) == steps + steps - 2
+    for frame, step in zip(frames, [0, 1, 2, 1]):
+        assert frame.shape == (size + 4, labels * (size + 2) + 2, 3)
+        assert frame[2, 2, 0] == 10 * step and frame[2, 2 + size + 2, 0] == 10 * (steps + step)
+    with pytest.raises(ValueError, match="need 2 x 4 images"):
+        visualization.interpolation_pictures(images, labels, 4)
+
+
+def test_query_attention_panels_show_the_picture_then_one_overlay_per_head():
+    random = np.random.default_rng(1)
+    pictures = random.integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8)
+    maps = random.uniform(size=(2, 3, 4, 4))
+    grid = visualization.query_attention_panels(pictures, maps, (2, 5))
+    assert grid.shape == (2 * 10 + 2, 4 * 10 + 2, 3)
+    for row in range(2):
+        top = 2 + row * 10
+        np.testing.assert_array_equal(grid[top : top + 8, 2 : 10], visualization.mark_point(pictures[row], 2, 5))
+        for head in range(3):
+            left = 2 + (head + 1) * 10
+            expected = visualization.mark_point(visualization.attention_overlay(pictures[row], maps[row, head]), 2, 5)
+            np.testing.assert_array_equal(grid[top : top + 8, left : left + 8], expected)

@@ -20,11 +20,10 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, inversion, saliency, visualization, workdir  # noqa: E402
+from ylg_tf import command_line, latents, saliency, visualization, workdir  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
@@ -40,17 +39,14 @@ flags.DEFINE_string("output_dir", None, "Where to write; default <workdir>/gener
 flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
-BATCH_SIZE = 16
-DISPLAY_SIZE = 128  # small images are enlarged (nearest) to at least this size
-
 
 def parse_labels(num_classes):
     if not FLAGS.labels:
-        return list(range(min(num_classes, 8)))
+        return latents.resolve_labels(None, num_classes)
     labels = command_line.parse_integer_list(FLAGS.labels, "labels")
     if not labels:
         raise ValueError(f"--labels={FLAGS.labels!r} names no class")
-    return [inversion.check_label(label, num_classes) for label in labels]
+    return latents.resolve_labels(labels, num_classes)
 
 
 def parse_point(image_size):
@@ -59,77 +55,6 @@ def parse_point(image_size):
         raise ValueError(f"--attention_at={FLAGS.attention_at!r} must be ROW,COLUMN (two integers)")
     saliency.query_index(values, image_size, (1, 1))  # validates the range
     return tuple(values)
-
-
-def generate(generator, latents, labels, progress=None):
-    """Images [N, S, S, 3] of G in inference mode, in batches."""
-    images = []
-    for start in range(0, len(latents), BATCH_SIZE):
-        batch = slice(start, start + BATCH_SIZE)
-        images.append(generator((latents[batch], tf.constant(labels[batch], tf.int32)), training=False).numpy())
-        if progress is not None:
-            progress.add(len(latents[batch]))
-    return np.concatenate(images)
-
-
-def display(images):
-    """[N, S, S, 3] in [-1, 1] -> uint8, each image enlarged (nearest) to at least DISPLAY_SIZE."""
-    images = visualization.to_uint8(images)
-    factor = max(1, -(-DISPLAY_SIZE // images.shape[1]))
-    return np.repeat(np.repeat(images, factor, axis=1), factor, axis=2)
-
-
-def class_grid(generator, model_config, labels, truncation, output_dir):
-    count = len(labels) * FLAGS.num
-    latents = inversion.sample_latents(count, model_config.z_dim, [FLAGS.seed, 0], truncation)
-    repeated = np.repeat(labels, FLAGS.num)
-    print(f"class grid: {len(labels)} labels x {FLAGS.num} samples")
-    images = generate(generator, latents, repeated, tf.keras.utils.Progbar(count))
-    grid = visualization.image_grid(display(images), columns=FLAGS.num)
-    return visualization.save_png(grid, os.path.join(output_dir, "class_grid.png"))
-
-
-def interpolations(generator, model_config, labels, truncation, output_dir):
-    steps = FLAGS.interpolation_steps
-    ends = inversion.sample_latents(2 * len(labels), model_config.z_dim, [FLAGS.seed, 1], truncation)
-    latents = np.concatenate(
-        [inversion.interpolate_latents(ends[2 * row], ends[2 * row + 1], steps) for row in range(len(labels))]
-    )
-    print(f"interpolations: {len(labels)} labels x {steps} steps")
-    images = display(generate(generator, latents, np.repeat(labels, steps), tf.keras.utils.Progbar(len(latents))))
-    strip = visualization.image_grid(images, columns=steps)
-    strip_path = visualization.save_png(strip, os.path.join(output_dir, "interpolation.png"))
-    by_label = images.reshape((len(labels), steps) + images.shape[1:])
-    frames = [visualization.image_grid(by_label[:, step], columns=len(labels)) for step in range(steps)]
-    frames += frames[-2:0:-1]  # there and back again, so the loop has no jump
-    gif_path = visualization.save_gif(frames, os.path.join(output_dir, "interpolation.gif"), seconds_per_frame=0.15)
-    return strip_path, gif_path
-
-
-def attention_maps(generator, model_config, labels, truncation, point, output_dir):
-    if generator.g_ops is None:
-        raise ValueError("--attention_at needs a generator with attention; this model has attention='none'")
-    row, column = point
-    size = model_config.image_size
-    query = saliency.query_index(point, size, generator.g_ops.query_grid)
-    # The first sample of each label's row of the class grid.
-    latents = inversion.sample_latents(len(labels) * FLAGS.num, model_config.z_dim, [FLAGS.seed, 0], truncation)
-    latents = latents[:: FLAGS.num]
-    images, probabilities = generator((latents, tf.constant(labels, tf.int32)), training=False, return_attention=True)
-    maps = saliency.query_attention(probabilities.numpy(), query, generator.g_ops.key_grid)  # [L, heads, hk, wk]
-    pictures = display(images.numpy())
-    scale = pictures.shape[1] // size
-    marked_row, marked_column = row * scale + scale // 2, column * scale + scale // 2
-    panels = []
-    for picture, label_maps in zip(pictures, maps):
-        panels.append(visualization.mark_point(picture, marked_row, marked_column))
-        for head_map in label_maps:
-            overlay = visualization.attention_overlay(picture, head_map)
-            panels.append(visualization.mark_point(overlay, marked_row, marked_column))
-    grid = visualization.image_grid(np.stack(panels), columns=1 + maps.shape[1])
-    print(f"attention of pixel ({row}, {column}) = query {query} of the {generator.g_ops.query_grid} grid, "
-          f"{maps.shape[1]} heads")
-    return visualization.save_png(grid, os.path.join(output_dir, f"attention_r{row}_c{column}.png"))
 
 
 def main(argv):
@@ -142,12 +67,32 @@ def main(argv):
     point = parse_point(model_config.image_size) if FLAGS.attention_at else None
     _, generator, _, step = workdir.restore_networks(FLAGS.workdir, FLAGS.checkpoint, FLAGS.use_ema)
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "generated")
-    os.makedirs(output_dir, exist_ok=True)
-    written = [class_grid(generator, model_config, labels, truncation, output_dir)]
+
+    print(f"class grid: {len(labels)} labels x {FLAGS.num} samples")
+    written = [
+        visualization.write_class_grid(
+            generator, labels, FLAGS.num, FLAGS.seed, truncation, os.path.join(output_dir, "class_grid.png"),
+            progress=tf.keras.utils.Progbar(len(labels) * FLAGS.num).add,
+        )
+    ]
     if FLAGS.interpolate:
-        written.extend(interpolations(generator, model_config, labels, truncation, output_dir))
+        steps = FLAGS.interpolation_steps
+        print(f"interpolations: {len(labels)} labels x {steps} steps")
+        written.extend(
+            visualization.write_interpolations(
+                generator, labels, steps, FLAGS.seed, truncation,
+                os.path.join(output_dir, "interpolation.png"), os.path.join(output_dir, "interpolation.gif"),
+                progress=tf.keras.utils.Progbar(len(labels) * steps).add,
+            )
+        )
     if point is not None:
-        written.append(attention_maps(generator, model_config, labels, truncation, point, output_dir))
+        row, column = point
+        path, query, query_grid, num_heads = visualization.write_query_attention(
+            generator, labels, FLAGS.num, FLAGS.seed, truncation, point,
+            os.path.join(output_dir, f"attention_r{row}_c{column}.png"),
+        )
+        print(f"attention of pixel ({row}, {column}) = query {query} of the {query_grid} grid, {num_heads} heads")
+        written.append(path)
     print(f"{generator.name} at step {step}: wrote")
     for path in written:
         print(f"  {path}")

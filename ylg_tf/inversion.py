@@ -1,15 +1,22 @@
-"""The generator's latent space: sampling latents, interpolating them, and attention-guided inversion.
+"""Attention-guided inversion (YLG's `inverse_image.py`, spec section 6): latents of G that match an image.
 
-Inversion (YLG's `inverse_image.py`, spec section 6) looks for z such that G(z, y) matches an image x of
-class y. It compares the discriminator's features f = h1_ (the input of D's attention layer) and weighs
-their difference with the saliency of D's attention on x (`ylg_tf.saliency.key_saliency`):
+Inversion looks for z such that G(z, y) matches an image x of class y. It compares the discriminator's
+features f = h1_ (the input of D's attention layer) and weighs their difference with the saliency of D's
+attention on x (`ylg_tf.saliency.key_saliency`). W_h [rows, columns] is broadcast over the feature channels;
+by default the heads h are 0-3, the right-to-left heads of YLG. Several restarts r run as one batch from
+truncated-normal (+-2 sigma) latents, optimised with Adam at learning rate 0.07 for 1000 steps; G runs in
+inference mode.
 
-    loss(z) = sum over heads h of || (f(x) - f(G(z, y))) * W_h ||_2        (per restart)
+The optimised objective is the original's: per head, ONE L2 norm over the whole batch of restarts,
 
-W_h [rows, columns] is broadcast over the feature channels; by default the heads are 0-3, the right-to-left
-heads of YLG. Several restarts run as one batch from truncated-normal (+-2 sigma) latents, optimised with
-Adam at learning rate 0.07 for 1000 steps; G runs in inference mode. The best restart is the one with the
-lowest final loss.
+    objective(z) = sum over heads h of || (f(x) - f(G(z, y))) * W_h ||_2     (norm over [R, rows, columns, C])
+
+so each restart's gradient is scaled by its share of the batch norm. Every restart also has its own loss,
+
+    loss_r(z_r) = sum over heads h of || (f(x) - f(G(z_r, y))) * W_h ||_2    (norm over [rows, columns, C])
+
+which is what the results report (loss curves, initial and final loss) and what picks the best restart:
+the one with the lowest final loss_r.
 
 Faithfulness notes:
 - D has no inference mode: like the original discriminator, every call of D runs one power iteration and
@@ -17,22 +24,27 @@ Faithfulness notes:
   every step, as they did in the original loop. (The original graph also re-ran D on x every time it
   evaluated the loss; here f(x) and the saliency are computed once, before the loop. With a trained model
   the u vectors are at their fixed point and both give the same features.)
-- The original took the L2 norm over the whole batch of restarts at once; here each restart has its own
-  norm and the optimised quantity is their sum, so restarts do not influence each other's step sizes.
 - Adam is the TF1 one: beta_1 0.9, beta_2 0.999, epsilon 1e-8 (the Keras legacy Adam has the same update).
-- Options the original did not use, all off by default: Lookahead (k = 5, alpha = 0.5; the original built
-  it but never ran it in the loop), a pixel-loss weight (the original only printed ||x - G(z)||), the
-  choice of heads.
+- Options the original did not use, all off by default: `per_restart_objective` (a deviation: optimise the
+  sum of the loss_r instead, so restarts do not influence each other's step sizes), Lookahead (k = 5,
+  alpha = 0.5; the original built it but never ran it in the loop), a pixel-loss weight (the original only
+  printed ||x - G(z)||, one norm over the batch; the added term takes the same form as the objective:
+  one norm over the batch, or a sum of per-restart norms), the choice of heads.
 """
 
 import dataclasses
+import io
+import json
 import logging
+import os
 import warnings
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from ylg_tf import image_io, visualization
+from ylg_tf.latents import check_label, standard_normal_latents
 from ylg_tf.saliency import key_saliency
 
 RIGHT_TO_LEFT_HEADS = (0, 1, 2, 3)
@@ -40,42 +52,32 @@ INITIAL_TRUNCATION = 2.0
 
 
 # ----------------------------------------------------------------------------------------------
-# Sampling and interpolation.
+# The losses.
 
 
-def sample_latents(num, z_dim, seed, truncation=None):
-    """[num, z_dim] float32 standard normal latents; with truncation T, entries with |z| > T are resampled."""
-    if int(num) <= 0 or int(z_dim) <= 0:
-        raise ValueError(f"num={num!r} and z_dim={z_dim!r} must be positive integers")
-    if truncation is not None and not truncation > 0:
-        raise ValueError(f"truncation={truncation!r} must be positive (or None for no truncation)")
-    random = np.random.default_rng(seed)
-    latents = random.standard_normal((int(num), int(z_dim)))
-    if truncation is not None:
-        outside = np.abs(latents) > truncation
-        while outside.any():
-            latents[outside] = random.standard_normal(int(outside.sum()))
-            outside = np.abs(latents) > truncation
-    return latents.astype(np.float32)
+def _squared_weighted_differences(target_features, features, saliency, heads):
+    """sum over [rows, columns, C] of ((target - features) * saliency[head])^2, per restart and head: [R, H]."""
+    difference = tf.convert_to_tensor(target_features, tf.float32) - features  # [R, rows, columns, C]
+    saliency = tf.convert_to_tensor(saliency, tf.float32)
+    squares = []
+    for head in heads:
+        weighted = difference * saliency[:, head, :, :, None]  # [R, rows, columns, C]
+        squares.append(tf.reduce_sum(tf.square(weighted), axis=[1, 2, 3]))  # [R]
+    return tf.stack(squares, axis=1)  # [R, H]
 
 
-def interpolate_latents(start, end, num_steps):
-    """Straight line from start to end (both included), as the original's explore_latent: [num_steps, z_dim]."""
-    if int(num_steps) < 2:
-        raise ValueError(f"num_steps={num_steps!r} must be at least 2 (the two end points)")
-    start, end = np.asarray(start, np.float32), np.asarray(end, np.float32)
-    if start.shape != end.shape or start.ndim != 1:
-        raise ValueError(f"start and end must be latents of one shape [z_dim], got {start.shape} and {end.shape}")
-    ratios = np.linspace(0.0, 1.0, int(num_steps), dtype=np.float32)[:, None]  # [steps, 1]
-    return (1.0 - ratios) * start + ratios * end
+def _per_restart_norms(squares):
+    """[R, H] squared sums -> [R]: sum over heads of each restart's own norm."""
+    return tf.reduce_sum(tf.sqrt(squares), axis=1)
 
 
-# ----------------------------------------------------------------------------------------------
-# The loss.
+def _batch_norms(squares):
+    """[R, H] squared sums -> scalar: sum over heads of one norm over the whole batch."""
+    return tf.reduce_sum(tf.sqrt(tf.reduce_sum(squares, axis=0)))
 
 
 def weighted_feature_loss(target_features, features, saliency, heads):
-    """Per-restart loss: sum over `heads` of || (target - features) * saliency[head] ||_2.
+    """Per-restart loss: sum over `heads` of || (target - features[r]) * saliency[head] ||_2.
 
     Args:
       target_features: [1 or R, rows, columns, C] features of the target image.
@@ -83,19 +85,25 @@ def weighted_feature_loss(target_features, features, saliency, heads):
       saliency: [1 or R, heads, rows, columns] weights (broadcast over channels).
       heads: the head indices to sum over.
     Returns:
-      [R] float32.
+      [R] float32: what the results report and what picks the best restart.
     """
-    difference = target_features - features  # [R, rows, columns, C]
-    loss = 0.0
-    for head in heads:
-        weighted = difference * saliency[:, head, :, :, None]  # [R, rows, columns, C]
-        loss += tf.sqrt(tf.reduce_sum(tf.square(weighted), axis=[1, 2, 3]))
-    return loss
+    return _per_restart_norms(_squared_weighted_differences(target_features, features, saliency, heads))
+
+
+def batch_weighted_feature_loss(target_features, features, saliency, heads):
+    """The original objective: sum over `heads` of ONE || (target - features) * saliency[head] ||_2 over the
+    whole batch [R, rows, columns, C] (`tf.norm(w_diff, ord=2)` in inverse_image.py). Same arguments as
+    `weighted_feature_loss`; returns a float32 scalar."""
+    return _batch_norms(_squared_weighted_differences(target_features, features, saliency, heads))
+
+
+def _squared_pixel_differences(target_image, images):
+    return tf.reduce_sum(tf.square(target_image - images), axis=[1, 2, 3])[:, None]  # [R, 1]
 
 
 def pixel_loss(target_image, images):
     """Per-restart || x - G(z) ||_2 over all pixels: [1 or R, S, S, 3], [R, S, S, 3] -> [R]."""
-    return tf.sqrt(tf.reduce_sum(tf.square(target_image - images), axis=[1, 2, 3]))
+    return _per_restart_norms(_squared_pixel_differences(target_image, images))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -104,7 +112,11 @@ def pixel_loss(target_image, images):
 
 @dataclasses.dataclass(frozen=True)
 class InversionConfig:
-    """How to invert one image. heads=None means heads 0-3 with 8-head attention, else every head."""
+    """How to invert one image. heads=None means heads 0-3 with 8-head attention, else every head.
+
+    per_restart_objective=True is a deviation from the original: it optimises the sum of the restarts' own
+    losses instead of the original's one norm over the batch per head (see the module docstring).
+    """
 
     restarts: int = 8
     steps: int = 1000
@@ -114,6 +126,7 @@ class InversionConfig:
     lookahead_sync_period: int = 5
     lookahead_slow_step_size: float = 0.5
     pixel_loss_weight: float = 0.0
+    per_restart_objective: bool = False
     seed: int = 0
     steps_per_call: int = 25  # optimisation steps per compiled call, between progress reports
 
@@ -128,6 +141,8 @@ class InversionConfig:
             raise ValueError(f"lookahead_slow_step_size={self.lookahead_slow_step_size!r} must be in (0, 1]")
         if not self.pixel_loss_weight >= 0:
             raise ValueError(f"pixel_loss_weight={self.pixel_loss_weight!r} must be >= 0")
+        if not isinstance(self.per_restart_objective, bool):
+            raise ValueError(f"per_restart_objective={self.per_restart_objective!r} must be True or False")
         if self.heads is not None:
             if not self.heads:
                 raise ValueError("heads=() is empty; give at least one head or None for the default")
@@ -147,15 +162,6 @@ def resolve_heads(heads, num_heads):
     if len(set(heads)) != len(heads):
         raise ValueError(f"heads {list(heads)} repeat a head")
     return tuple(heads)
-
-
-def check_label(label, num_classes):
-    """The label as an int, when it is a class of a model with num_classes classes."""
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < num_classes:
-        raise ValueError(
-            f"label {label!r} is out of range: the model has {num_classes} classes (0 to {num_classes - 1})"
-        )
-    return int(label)
 
 
 def target_features_and_saliency(discriminator, image, label):
@@ -187,7 +193,7 @@ class InversionResult:
     initial_latents: np.ndarray  # [R, z_dim]
     latents: np.ndarray  # [R, z_dim] after the last step
     images: np.ndarray  # [R, S, S, 3] G(latents)
-    loss_history: np.ndarray  # [T + 1, R] weighted feature loss before each step, then after the last
+    loss_history: np.ndarray  # [T + 1, R] each restart's own loss before each step, then after the last
     pixel_loss_history: np.ndarray  # [T + 1, R] || x - G(z) ||_2 at the same points
 
     @property
@@ -240,7 +246,9 @@ def invert(
         raise ValueError(f"image must be [{size}, {size}, 3] for this model, got shape {image.shape}")
     label = check_label(label, model_config.num_classes)
     if initial_latents is None:
-        initial_latents = sample_latents(config.restarts, model_config.z_dim, config.seed, INITIAL_TRUNCATION)
+        initial_latents = standard_normal_latents(
+            config.restarts, model_config.z_dim, config.seed, INITIAL_TRUNCATION
+        )
     initial_latents = np.asarray(initial_latents, np.float32)
     if initial_latents.shape != (config.restarts, model_config.z_dim):
         raise ValueError(
@@ -249,7 +257,10 @@ def invert(
 
     target_features, saliency = target_features_and_saliency(discriminator, image, label)
     heads = resolve_heads(config.heads, saliency.shape[1])
-    logging.info("inverting class %d with heads %s, %d restarts, %d steps", label, heads, config.restarts, config.steps)
+    logging.info(
+        "inverting class %d with heads %s, %d restarts, %d steps, %s objective",
+        label, heads, config.restarts, config.steps, "per-restart" if config.per_restart_objective else "batch",
+    )
 
     latents = tf.Variable(initial_latents, name="latents")
     labels = tf.fill([config.restarts], label)
@@ -259,15 +270,22 @@ def invert(
     # Creating the slots now spares tf.function a second trace (it retraces a function that made variables).
     optimizer._create_all_weights([latents])
 
+    # Per-restart norms are reported either way; the objective sums them or takes one norm over the batch.
+    objective_norms = _per_restart_norms if config.per_restart_objective else _batch_norms
+
     def losses():
+        """(feature loss [R], pixel loss [R], objective scalar)."""
         images = generator((latents, labels), training=False)
         features = discriminator((images, labels), return_features=True)["features"]
-        return weighted_feature_loss(target_features, features, saliency, heads), pixel_loss(target_image, images)
+        feature_squares = _squared_weighted_differences(target_features, features, saliency, heads)  # [R, H]
+        pixel_squares = _squared_pixel_differences(target_image, images)  # [R, 1]
+        objective = tf.reduce_sum(objective_norms(feature_squares))
+        objective += pixel_weight * tf.reduce_sum(objective_norms(pixel_squares))
+        return _per_restart_norms(feature_squares), _per_restart_norms(pixel_squares), objective
 
     def step(index, feature_history, pixel_history):
         with tf.GradientTape() as tape:
-            feature_losses, pixel_losses = losses()
-            total = tf.reduce_sum(feature_losses) + pixel_weight * tf.reduce_sum(pixel_losses)
+            feature_losses, pixel_losses, total = losses()
         update = optimizer.apply_gradients([(tape.gradient(total, latents), latents)])
         with tf.control_dependencies([update]):  # the next step reads the updated latents
             return index + 1, feature_history.write(index, feature_losses), pixel_history.write(index, pixel_losses)
@@ -291,7 +309,7 @@ def invert(
         done += count
         if progress is not None:
             progress(done, feature_chunks[-1][-1])
-    final_feature, final_pixel = losses()
+    final_feature, final_pixel, _ = losses()
     feature_chunks.append(final_feature.numpy()[None])
     pixel_chunks.append(final_pixel.numpy()[None])
     images = generator((latents, labels), training=False)
@@ -311,3 +329,83 @@ def invert(
 def latent_distances(latents, true_latent):
     """|| z_r - z_true ||_2 for each row of latents [R, z_dim] -> [R]."""
     return np.linalg.norm(np.asarray(latents) - np.asarray(true_latent)[None], axis=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Targets, reports and output files (what tools/invert.py runs).
+
+
+def load_target(path, label, model_config, center_crop=False):
+    """(image [S, S, 3] in [-1, 1], label) from an image file of class `label` (label checked first).
+
+    The whole image is resized to the model's size as the original did; center_crop crops the central
+    square first, as the training data.
+    """
+    label = check_label(label, model_config.num_classes)
+    return image_io.load_image(path, model_config.image_size, center_crop=center_crop), label
+
+
+def self_inversion_target(generator, seed, label=None):
+    """A sample of the model from a known latent: (image [S, S, 3], label, true latent [z_dim]).
+
+    The label (when None) is drawn from [seed, 1], the latent from [seed, 2] (untruncated N(0, 1)).
+    """
+    model_config = generator.model_config
+    if label is None:
+        label = int(np.random.default_rng([seed, 1]).integers(model_config.num_classes))
+    label = check_label(label, model_config.num_classes)
+    true_latent = standard_normal_latents(1, model_config.z_dim, seed=[seed, 2])
+    image = generator((true_latent, tf.constant([label])), training=False).numpy()[0]
+    return image, label, true_latent[0]
+
+
+def inversion_report(result: InversionResult, config: InversionConfig, provenance=None, true_latent=None):
+    """A JSON-ready summary: `provenance` (a dict, e.g. work directory and image) first, then the settings,
+    every restart's initial and final losses, the best restart, and with `true_latent` the latent distances."""
+    best = result.best_index
+    report = dict(provenance or {})
+    report.update(
+        label=result.label,
+        heads=list(result.heads),
+        restarts=config.restarts,
+        steps=config.steps,
+        learning_rate=config.learning_rate,
+        lookahead=config.lookahead,
+        pixel_loss_weight=config.pixel_loss_weight,
+        per_restart_objective=config.per_restart_objective,
+        seed=config.seed,
+        initial_loss=result.initial_loss.tolist(),
+        final_loss=result.final_loss.tolist(),
+        initial_pixel_loss=result.pixel_loss_history[0].tolist(),
+        final_pixel_loss=result.pixel_loss_history[-1].tolist(),
+        best={
+            "restart": best,
+            "initial_loss": float(result.initial_loss[best]),
+            "final_loss": float(result.final_loss[best]),
+            "image": "best.png",
+        },
+    )
+    if true_latent is not None:
+        initial = latent_distances(result.initial_latents, true_latent)
+        final = latent_distances(result.latents, true_latent)
+        report["self_inversion"] = {
+            "initial_latent_distance": initial.tolist(),
+            "final_latent_distance": final.tolist(),
+            "best_initial_latent_distance": float(initial[best]),
+            "best_final_latent_distance": float(final[best]),
+        }
+    return report
+
+
+def write_outputs(result: InversionResult, report, output_dir):
+    """Writes latents.npy (the optimised latents [R, z_dim]), the pictures of
+    `visualization.save_inversion_pictures` and inversion.json (`report`) to output_dir."""
+    output_dir = os.fspath(output_dir)
+    tf.io.gfile.makedirs(output_dir)
+    buffer = io.BytesIO()
+    np.save(buffer, result.latents)
+    with tf.io.gfile.GFile(os.path.join(output_dir, "latents.npy"), "wb") as file:
+        file.write(buffer.getvalue())
+    visualization.save_inversion_pictures(result, output_dir)
+    with tf.io.gfile.GFile(os.path.join(output_dir, "inversion.json"), "w") as file:
+        file.write(json.dumps(report, indent=2))

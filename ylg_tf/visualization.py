@@ -1,6 +1,8 @@
 """Pictures: image grids and PNG/GIF files from generator outputs in [-1, 1], attention overlays
-(the magma colour map at alpha 0.65 over the image, as YLG's saliency pictures), and matplotlib figures
-(loss curves, titled side-by-side comparisons) drawn without pyplot's global state."""
+(the magma colour map at alpha 0.65 over the image, as YLG's saliency pictures), matplotlib figures
+(loss curves, titled side-by-side comparisons) drawn without pyplot's global state, and the picture sets
+the tools write: a generator's class grids, interpolations and query-point attention (tools/generate.py;
+latents laid out by `ylg_tf.latents`), and an inversion's pictures (tools/invert.py)."""
 
 import io
 import os
@@ -195,3 +197,132 @@ def save_side_by_side(images, titles, path, panel_inches=2.0):
         axes.set_title(title, fontsize="small")
         axes.axis("off")
     return _save_figure(figure, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Picture sets of the tools.
+
+DISPLAY_SIZE = 128  # generated images are enlarged (nearest) to at least this size
+SALIENCY_OVERLAY_SIZE = 256  # saliency overlays are drawn at least this large so small models stay readable
+
+
+def enlargement_factor(size, minimum_size):
+    """The smallest integer factor that brings `size` pixels to at least `minimum_size` (at least 1)."""
+    return max(1, -(-int(minimum_size) // int(size)))
+
+
+def enlarge_for_display(images, minimum_size=DISPLAY_SIZE):
+    """[N, S, S, 3] in [-1, 1] (or uint8) -> uint8, each image enlarged (nearest) to at least minimum_size."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be [N, S, S, 3], got shape {images.shape}")
+    images = images if images.dtype == np.uint8 else to_uint8(images)
+    factor = enlargement_factor(images.shape[1], minimum_size)
+    return np.stack([upscale(image, factor) for image in images]) if len(images) else images
+
+
+def write_class_grid(generator, labels, samples_per_label, seed, truncation, path, progress=None):
+    """class grid PNG: one row per label, samples_per_label samples each (latents: `latents.class_grid_inputs`),
+    each enlarged for display. progress(count) is called after each batch of G. Returns the path."""
+    from ylg_tf import latents as latent_inputs  # here: drawing pictures from arrays needs no TensorFlow
+
+    z_dim = generator.model_config.z_dim
+    latents, labels = latent_inputs.class_grid_inputs(labels, samples_per_label, z_dim, seed, truncation)
+    images = latent_inputs.generate_images(generator, latents, labels, progress=progress)
+    return save_png(image_grid(enlarge_for_display(images), columns=samples_per_label), path)
+
+
+def interpolation_pictures(images, num_labels, num_steps):
+    """Display images [L * steps, H, W, 3] (label after label) -> (strip: one row per label, GIF frames:
+    one grid of the labels per step, there and back again so the loop has no jump)."""
+    images = np.asarray(images)
+    if len(images) != num_labels * num_steps:
+        raise ValueError(f"need {num_labels} x {num_steps} images, got {len(images)}")
+    strip = image_grid(images, columns=num_steps)
+    by_label = images.reshape((num_labels, num_steps) + images.shape[1:])  # [L, steps, H, W, 3]
+    frames = [image_grid(by_label[:, step], columns=num_labels) for step in range(num_steps)]
+    return strip, frames + frames[-2:0:-1]
+
+
+def write_interpolations(generator, labels, num_steps, seed, truncation, png_path, gif_path, progress=None):
+    """Interpolation strip (PNG) and animation (GIF): per label, G along a straight line between two latents
+    (`latents.interpolation_inputs`). Returns (png_path, gif_path)."""
+    from ylg_tf import latents as latent_inputs
+
+    z_dim = generator.model_config.z_dim
+    latents, repeated = latent_inputs.interpolation_inputs(labels, num_steps, z_dim, seed, truncation)
+    images = enlarge_for_display(latent_inputs.generate_images(generator, latents, repeated, progress=progress))
+    strip, frames = interpolation_pictures(images, len(labels), num_steps)
+    return save_png(strip, png_path), save_gif(frames, gif_path, seconds_per_frame=0.15)
+
+
+def query_attention_panels(pictures, maps, marked_pixel):
+    """One row per picture: the picture, then each head's map [hk, wk] over it, with marked_pixel crossed.
+
+    pictures: uint8 [L, H, W, 3]; maps: [L, heads, hk, wk]; marked_pixel: (row, column) in the pictures.
+    """
+    row, column = marked_pixel
+    panels = []
+    for picture, picture_maps in zip(pictures, maps):
+        panels.append(mark_point(picture, row, column))
+        for head_map in picture_maps:
+            panels.append(mark_point(attention_overlay(picture, head_map), row, column))
+    return image_grid(np.stack(panels), columns=1 + maps.shape[1])
+
+
+def write_query_attention(generator, labels, samples_per_label, seed, truncation, pixel, path):
+    """G's attention of one image pixel over the keys, for the first sample of each class-grid row.
+
+    pixel (row, column) of the generated image is mapped to the attention layer's query grid. Returns
+    (path, query index, query grid, number of heads).
+    """
+    from ylg_tf import latents as latent_inputs
+    from ylg_tf import saliency as attention_pictures
+
+    if generator.g_ops is None:
+        raise ValueError("query attention needs a generator with attention; this model has attention='none'")
+    size = generator.model_config.image_size
+    query_grid = generator.g_ops.query_grid
+    query = attention_pictures.query_index(pixel, size, query_grid)
+    latents, _ = latent_inputs.class_grid_inputs(
+        labels, samples_per_label, generator.model_config.z_dim, seed, truncation
+    )
+    latents = latents[::samples_per_label]  # the first sample of each label's row
+    images, probabilities = generator(
+        (latents, np.asarray(labels, np.int32)), training=False, return_attention=True
+    )
+    key_grid = generator.g_ops.key_grid
+    maps = attention_pictures.query_attention(probabilities.numpy(), query, key_grid)  # [L, heads, hk, wk]
+    pictures = enlarge_for_display(images.numpy())
+    scale = pictures.shape[1] // size
+    row, column = (int(value) for value in pixel)
+    grid = query_attention_panels(pictures, maps, (row * scale + scale // 2, column * scale + scale // 2))
+    return save_png(grid, path), query, tuple(query_grid), maps.shape[1]
+
+
+def save_inversion_pictures(result, output_dir):
+    """The pictures of an inversion (a `ylg_tf.inversion.InversionResult`) in output_dir:
+    target.png, reconstruction_<r>.png, best.png, comparison.png (target | best | restarts),
+    saliency_head<h>.png and saliency_mean.png (D's saliency over the target, enlarged to at least
+    SALIENCY_OVERLAY_SIZE) and loss_curve.png (every restart's own loss, the best in bold)."""
+    best = result.best_index
+    save_png(result.target_image, os.path.join(output_dir, "target.png"))
+    for index, image in enumerate(result.images):
+        save_png(image, os.path.join(output_dir, f"reconstruction_{index}.png"))
+    save_png(result.images[best], os.path.join(output_dir, "best.png"))
+    final = result.final_loss
+    save_side_by_side(
+        [result.target_image, result.images[best]] + list(result.images),
+        ["target", f"best (restart {best})"] + [f"restart {i}\nloss {final[i]:.3g}" for i in range(len(final))],
+        os.path.join(output_dir, "comparison.png"),
+    )
+    target = enlarge_for_display(result.target_image[None], SALIENCY_OVERLAY_SIZE)[0]
+    for head, head_saliency in enumerate(result.saliency):
+        save_png(attention_overlay(target, head_saliency), os.path.join(output_dir, f"saliency_head{head}.png"))
+    save_png(attention_overlay(target, result.saliency.mean(axis=0)), os.path.join(output_dir, "saliency_mean.png"))
+    save_loss_curve(
+        result.loss_history,
+        os.path.join(output_dir, "loss_curve.png"),
+        highlight=best,
+        title=f"saliency-weighted feature loss, heads {list(result.heads)}",
+    )
