@@ -67,7 +67,7 @@ def main(argv):
     import tensorflow as tf
 
     from ylg_tf.distribution import create_strategy
-    from ylg_tf.workdir import absolute_path
+    from ylg_tf.files import absolute_path
     from ylg_tf.experiment import CheckpointUnreadableError, TrainingDivergedError, run_training
 
     tf.keras.utils.set_random_seed(config.training.seed)

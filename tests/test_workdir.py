@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from ylg_tf import command_line, visualization, workdir
+from ylg_tf import command_line, files, visualization, workdir
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
 from ylg_tf.networks import Discriminator, Generator
 
@@ -64,7 +64,7 @@ def test_load_config_names_what_is_wrong(tmp_path):
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
     path = tmp_path / "nested" / "result.json"
-    workdir.write_text_atomically(path, "old\n")
+    files.write_text_atomically(path, "old\n")
     assert path.read_text() == "old\n"
 
     def failing_rename(source, target, overwrite=False):
@@ -72,7 +72,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
 
     monkeypatch.setattr(tf.io.gfile, "rename", failing_rename)
     with pytest.raises(tf.errors.PermissionDeniedError):
-        workdir.write_text_atomically(path, "new\n")
+        files.write_text_atomically(path, "new\n")
     monkeypatch.undo()
     assert path.read_text() == "old\n"
     assert os.listdir(path.parent) == ["result.json"]
@@ -80,9 +80,9 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
 
 def test_absolute_path_leaves_remote_paths_alone(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert workdir.absolute_path("runs/a") == str(tmp_path / "runs" / "a")
-    assert workdir.absolute_path("gs://bucket/runs/a") == "gs://bucket/runs/a"
-    assert workdir.is_remote("ram://x") and not workdir.is_remote(tmp_path)
+    assert files.absolute_path("runs/a") == str(tmp_path / "runs" / "a")
+    assert files.absolute_path("gs://bucket/runs/a") == "gs://bucket/runs/a"
+    assert files.is_remote("ram://x") and not files.is_remote(tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ylg_tf import builtin_classifier, datasets, export, inception, metrics
+from ylg_tf import builtin_classifier, datasets, export, files, inception, metrics
 from ylg_tf import workdir as workdirs
 from ylg_tf.config import ExperimentConfig, ModelConfig
 from ylg_tf.inception import is_url, one_line
@@ -327,7 +327,7 @@ def real_data_provenance(classifier, *, dataset, split, image_size, num_samples,
         raise EvaluationError(f"unknown dataset {dataset!r}; expected one of {datasets.DATASET_NAMES}")
     description = classifier.description if isinstance(classifier, Classifier) else classifier
     if data_dir:
-        data_dir = workdirs.absolute_path(data_dir)
+        data_dir = files.absolute_path(data_dir)
     return {
         "kind": "real_data_pool_3_statistics",
         "dataset": dataset,
@@ -415,7 +415,7 @@ def real_statistics(classifier, make_batches, num_samples, cache_path, provenanc
             f"the real data gave only {done} images, fewer than the num_samples={num_samples} requested")
     if cache_path:
         # Training and the tool share the cache: a concurrent reader must never load half a file.
-        workdirs.write_atomically(cache_path, statistics.save, suffix=".npz")
+        files.write_atomically(cache_path, statistics.save, suffix=".npz")
     return statistics, False
 
 
@@ -626,10 +626,10 @@ def evaluate_workdir(workdir, *, num_samples, batch_size, checkpoint=None, saved
     log(f"real-data statistics: {'reused' if statistics['reused'] else 'computed and cached in'} "
         f"{statistics['path']}")
     result.update(
-        workdir=workdirs.absolute_path(workdir),
+        workdir=files.absolute_path(workdir),
         step=step,
         checkpoint=checkpoint_path,
-        saved_model=workdirs.absolute_path(saved_model) if saved_model else None,
+        saved_model=files.absolute_path(saved_model) if saved_model else None,
         generator=generator_name,
     )
     result["timings"].update(
@@ -649,7 +649,7 @@ def default_result_path(result):
 def write_result(result, path=None):
     """Writes an `evaluate_workdir` result as JSON (atomically, any tf.io.gfile path); returns the path."""
     path = os.fspath(path) if path else default_result_path(result)
-    return workdirs.write_text_atomically(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return files.write_text_atomically(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
 
 
 def result_summary(result):

@@ -19,6 +19,7 @@ import time
 
 import tensorflow as tf
 
+from ylg_tf import files
 from ylg_tf import workdir as workdirs
 from ylg_tf.config import ExperimentConfig
 from ylg_tf.datasets import dataset_info, make_dataset
@@ -162,7 +163,7 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
     check_same_model(config, workdir)
     trainer = Trainer(config, strategy, jit_compile=jit_compile)
     workdirs.save_config(config, workdir)
-    log(f"work directory {workdirs.absolute_path(workdir)} (resolved config in {workdirs.CONFIG_FILE})")
+    log(f"work directory {files.absolute_path(workdir)} (resolved config in {workdirs.CONFIG_FILE})")
     log(
         f"global batch {trainer.global_batch_size} = {strategy.num_replicas_in_sync} replica(s) x "
         f"{trainer.per_replica_batch_size}"

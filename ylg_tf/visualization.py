@@ -47,14 +47,14 @@ def upscale(image, factor):
 def save_png(image, path):
     """Writes a uint8 [H, W, 3] array (or [-1, 1] floats) as PNG, atomically; `path` may be any tf.io.gfile
     path (gs://... for a TPU run's work directory)."""
-    from ylg_tf.workdir import write_bytes_atomically  # here: the rest of this module needs no TensorFlow
+    from ylg_tf.files import write_bytes_atomically  # here: the rest of this module needs no TensorFlow
 
     return write_bytes_atomically(path, png_bytes(image))
 
 
 def save_gif(frames, path, seconds_per_frame=0.1):
     """Writes uint8 [H, W, 3] frames (or [-1, 1] floats) as a looping GIF, atomically; any tf.io.gfile path."""
-    from ylg_tf.workdir import write_bytes_atomically
+    from ylg_tf.files import write_bytes_atomically
 
     frames = [np.asarray(frame) for frame in frames]
     if not frames:
@@ -144,12 +144,12 @@ def mark_point(image, row, column, colour=(0, 255, 0), arm=None):
 def _save_figure(figure, path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    from ylg_tf.files import write_bytes_atomically
+
     FigureCanvasAgg(figure)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary, format="png", bbox_inches="tight")
-    os.replace(temporary, path)
-    return path
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def save_loss_curve(losses, path, highlight=None, title="loss", ylabel="loss"):
