@@ -25,7 +25,7 @@ from ylg_tf.config import ExperimentConfig
 from ylg_tf.datasets import dataset_info, make_dataset
 from ylg_tf.export import export_generator
 from ylg_tf.training import Trainer
-from ylg_tf.visualization import image_grid, save_png
+from ylg_tf.visualization import image_grid, save_png, upscale
 
 SAMPLE_GRID_SIZE = 16
 EVALUATION_SCORES = ("fid", "inception_score")
@@ -212,7 +212,9 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
                 f"D(fake) {metrics.fake_logits:.3f}  {steps_per_second:.2f} steps/s  "
                 f"ETA {time.strftime('%H:%M:%S', time.gmtime(remaining))}"
             )
-            grid = image_grid(trainer.sample(fixed_z, fixed_labels).numpy(), columns=4)
+            # Small images are enlarged (nearest neighbour) so that a grid is at least ~512 pixels wide.
+            enlargement = max(1, 128 // config.model.image_size)
+            grid = upscale(image_grid(trainer.sample(fixed_z, fixed_labels).numpy(), columns=4), enlargement)
             save_png(grid, os.path.join(samples_directory, f"step_{step:08d}.png"))
             save_png(grid, samples_path)
             with writer.as_default(step=step):
