@@ -167,7 +167,19 @@ class DiscriminatorBlock(tf.keras.layers.Layer):
         return config
 
 
-class Generator(tf.keras.Model):
+class ConfiguredNetwork(tf.keras.Model):
+    """A network built from a ModelConfig, serialisable through it."""
+
+    def get_config(self):
+        return {"model_config": dataclasses.asdict(self.model_config), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ModelConfig(**config.pop("model_config")), **config)
+
+
+class Generator(ConfiguredNetwork):
     """G(z, labels): `call((z [B, z_dim], labels [B]), training=None, return_attention=False)`.
 
     Returns images [B, S, S, 3] in [-1, 1], or (images, attention probabilities [B, heads, Nq, Nk]) when
@@ -216,16 +228,8 @@ class Generator(tf.keras.Model):
         self((z, tf.zeros([1], tf.int32)), training=False)
         return self
 
-    def get_config(self):
-        return {"model_config": dataclasses.asdict(self.model_config), "name": self.name}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ModelConfig(**config.pop("model_config")), **config)
-
-
-class Discriminator(tf.keras.Model):
+class Discriminator(ConfiguredNetwork):
     """D(x, labels): `call((images [B, S, S, 3], labels [B]), return_features=False, return_attention=False)`.
 
     Returns logits [B, 1]; with return_features / return_attention, a dict with "logits" and "features"
@@ -283,14 +287,6 @@ class Discriminator(tf.keras.Model):
         size = self.model_config.image_size
         self((tf.zeros([1, size, size, 3]), tf.zeros([1], tf.int32)))
         return self
-
-    def get_config(self):
-        return {"model_config": dataclasses.asdict(self.model_config), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ModelConfig(**config.pop("model_config")), **config)
 
 
 def build_networks(model_config: ModelConfig):
