@@ -8,7 +8,8 @@ Layout:
   DIR/export/            the SavedModel of the generator
 
 A checkpoint object holds `generator`, `discriminator`, `step` and, when training wrote them, the
-optimizers, `generator_ema` (moving average of G's weights) and `random_generator`.
+optimizers and `generator_ema` (moving average of G's weights). Latents are stateless functions of
+(seed, step), so there is no random-generator state to save.
 
 DIR may be any tf.io.gfile path (a local directory, gs://bucket/run for TPU training, ram:// in tests):
 every read and write here goes through tf.io.gfile, files through `ylg_tf.files`.
