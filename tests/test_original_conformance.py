@@ -22,8 +22,9 @@ from ylg_tf.original_checkpoint import (
 )
 
 
-@pytest.fixture(scope="module")
-def fixture():
+@pytest.fixture(scope="module", params=["dense", "block_sparse"])
+def fixture(request):
+    """The fixture, loaded into our networks with the original's masked dense attention or block-sparse."""
     description = json.loads((ORIGINAL_FIXTURE_DIRECTORY / "fixture.json").read_text())
     golden = dict(np.load(ORIGINAL_FIXTURE_DIRECTORY / "golden.npz"))
     prefix = str(ORIGINAL_FIXTURE_DIRECTORY / description["checkpoint"]["prefix"])
@@ -35,6 +36,7 @@ def fixture():
         generator_channels=sizes["gf_dim"],
         discriminator_channels=sizes["df_dim"],
         attention="ylg",
+        attention_implementation=request.param,
     )
     generator, discriminator = build_networks(model_config)
     mapping = original_variable_map(generator, discriminator)
