@@ -467,7 +467,7 @@ class BlockSparseLocalAttention(LocalSparseAttention):
         return masks.attention_masks(self.pattern, self.query_grid, self.key_grid, geometry=self.geometry)
 
     def logits_bias(self):
-        raise NotImplementedError(f"{type(self).__name__} never builds the dense logits bias")
+        raise RuntimeError(f"{type(self).__name__} never builds the dense logits bias; it attends block by block")
 
     def attend(self, queries, keys, values, return_probabilities=False):
         return block_sparse_attend(self._plan_tensors, queries, keys, values, return_probabilities)
