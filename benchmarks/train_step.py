@@ -10,7 +10,8 @@ Timing: `Trainer.run_loop(iterator, --steps_per_loop)` on a synthetic in-memory 
 (`tf.data.Dataset.from_tensors(batch).repeat()`), as training runs it: the steps inside one `tf.function`,
 the host seeing only the loop's mean metrics. After --warmup loops (the first one also optimises the traced
 graph), --repeats loops are timed; a loop's time / its steps is one per-step sample, and the report gives
-their median (wall and process CPU time).
+their median (wall and process CPU time). With --rounds=R every case runs R times in fresh processes,
+interleaved with the other cases (alternate rounds in reverse order), and the samples of all rounds are pooled.
 
 FLOPs: counted from the traced graph of the train loop: the body of its while loop is one step, and every
 Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter, MatMul, BatchMatMul and two-operand Einsum in it (and in
@@ -19,8 +20,10 @@ whose results nothing uses are left out, as the runtime prunes them. Elementwise
 (activations, normalisation, softmax, YLG's mask bias, the optimisers' updates) is not counted, so for
 memory-bound attention the FLOPs understate the work.
 
-Throughput: the median time of a float32 --matmul_size^2 matrix product on this machine, as GFLOP/s;
-utilisation = step FLOPs / step time / that throughput.
+Throughput: each case's process times a float32 --matmul_size^2 matrix product 10 times after its training
+loops and keeps the best GFLOP/s (what this machine can reach); the machine's throughput is the median of the
+cases' numbers, and every case's utilisation = step FLOPs / step time / the machine's throughput (one
+denominator for all, so utilisations compare like the step times).
 
 Every case (variant, size) runs in a fresh subprocess (this script with --case), so its peak resident set
 size is its own; "over base" subtracts the high-water mark just before the trainer is built.
@@ -28,12 +31,13 @@ size is its own; "over base" subtracts the high-water mark just before the train
 Usage:
   python benchmarks/train_step.py [--output=train_step.json] [--sizes=128,32]
       [--presets=sagan,ylg,ylg_block_sparse] [--reference=sagan] [--channels=32] [--batch_size=8]
-      [--steps_per_loop=2] [--warmup=1] [--repeats=3] [--matmul_size=2048] [--jit_compile=false]
+      [--steps_per_loop=2] [--warmup=1] [--repeats=3] [--rounds=1] [--matmul_size=2048] [--jit_compile=false]
 """
 
 import json
 import os
 import pathlib
+import statistics
 import sys
 import time
 
@@ -59,7 +63,7 @@ FLOP_COUNTING = (
     "traced graph's static shapes; only ops the step's outputs or state updates depend on (unused gradients "
     "are pruned at run time); elementwise ops are not counted"
 )
-MATMUL_REPEATS = 5
+MATMUL_REPEATS = 10
 
 flags.DEFINE_string("output", None, "Write the results as JSON to this file.")
 flags.DEFINE_string("sizes", "128,32", "Image sizes (each of 32, 64, 128).")
@@ -71,7 +75,8 @@ flags.DEFINE_integer("channels", 32, "Generator and discriminator channel width 
 flags.DEFINE_integer("batch_size", 8, "Global batch size (the paper: 256).")
 flags.DEFINE_integer("steps_per_loop", 2, "Training steps per timed run_loop call.")
 flags.DEFINE_integer("warmup", 1, "Untimed run_loop calls first (the first one optimises the graph).")
-flags.DEFINE_integer("repeats", 3, "Timed run_loop calls per case.")
+flags.DEFINE_integer("repeats", 3, "Timed run_loop calls per case and round.")
+flags.DEFINE_integer("rounds", 1, "Fresh processes per case, interleaved with the other cases' (for a busy machine).")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 matrices timed for the throughput.")
 flags.DEFINE_bool("jit_compile", False, "Compile the network updates with XLA (Trainer's jit_compile).")
 flags.DEFINE_integer("timeout_seconds", 3600, "Give up on a case after this long.")
@@ -214,7 +219,7 @@ def step_flops(trainer, iterator, num_steps):
 
 
 def matmul_throughput(size):
-    """Median float32 GFLOP/s of a [size, size] x [size, size] product on this machine."""
+    """Best float32 GFLOP/s of a [size, size] x [size, size] product over MATMUL_REPEATS runs."""
     import numpy as np
     import tensorflow as tf
 
@@ -231,7 +236,7 @@ def matmul_throughput(size):
         start = time.perf_counter()
         float(product(first, second))
         seconds.append(time.perf_counter() - start)
-    return 2 * size**3 / float(np.median(seconds)) / 1e9
+    return 2 * size**3 / min(seconds) / 1e9
 
 
 def run_case(variant, size):
@@ -283,7 +288,6 @@ def run_case(variant, size):
         step_flops_by_op_type=flops_by_type,
         achieved_gflops=flops / median_seconds / 1e9,
         matmul_gflops=throughput,
-        utilisation=flops / median_seconds / (throughput * 1e9),
         parameters=dict(
             generator=int(sum(np.prod(v.shape) for v in trainer.generator.trainable_variables)),
             discriminator=int(sum(np.prod(v.shape) for v in trainer.discriminator.trainable_variables)),
@@ -312,8 +316,42 @@ def _child_command(variant, size):
     ]
 
 
+def merge_rounds(variant, size, rounds):
+    """One case's result from its rounds (fresh processes): their per-step samples pooled, and their median."""
+    failed = [result for result in rounds if result["status"] != "ok"]
+    if failed:
+        return dict(variant=variant, size=size, **failed[0])
+    merged = dict(variant=variant, size=size, **rounds[0])
+    merged["seconds"] = [sample for result in rounds for sample in result["seconds"]]
+    merged["cpu_seconds"] = [sample for result in rounds for sample in result["cpu_seconds"]]
+    merged["median_seconds"] = statistics.median(merged["seconds"])
+    merged["median_cpu_seconds"] = statistics.median(merged["cpu_seconds"])
+    merged["round_median_seconds"] = [result["median_seconds"] for result in rounds]
+    merged["matmul_gflops"] = statistics.median(result["matmul_gflops"] for result in rounds)
+    merged["achieved_gflops"] = merged["step_flops"] / merged["median_seconds"] / 1e9
+    for name in ("peak_rss_gb", "peak_over_baseline_gb"):
+        merged[name] = max(result[name] for result in rounds)
+    return merged
+
+
+def add_utilisation(results):
+    """Sets every ok result's utilisation against the machine's throughput (the median of the cases'), returned."""
+    measured = [result["matmul_gflops"] for result in results if result["status"] == "ok"]
+    if not measured:
+        return None
+    machine_gflops = statistics.median(measured)
+    for result in results:
+        if result["status"] == "ok":
+            result["utilisation"] = result["achieved_gflops"] / machine_gflops
+    return machine_gflops
+
+
 def ratios(results, reference):
-    """Per size, every other variant against `reference`: time, CPU time, FLOP and memory ratios."""
+    """Per size, every other variant against `reference`: time, CPU time, FLOP and memory ratios.
+
+    time_ratio divides the pooled medians; round_time_ratios divides each round's medians (their spread shows
+    how far the machine's noise moves the ratio).
+    """
     by_case = {(result["variant"], result["size"]): result for result in results}
     summary = {}
     for variant, size in by_case:
@@ -327,6 +365,9 @@ def ratios(results, reference):
                 cpu_time_ratio=mine["median_cpu_seconds"] / theirs["median_cpu_seconds"],
                 flop_ratio=mine["step_flops"] / theirs["step_flops"],
                 memory_ratio=mine["peak_over_baseline_gb"] / theirs["peak_over_baseline_gb"],
+                round_time_ratios=[
+                    own / other for own, other in zip(mine["round_median_seconds"], theirs["round_median_seconds"])
+                ],
             )
         summary.setdefault(str(size), {})[f"{variant}_vs_{reference}"] = entry
     return summary
@@ -346,7 +387,7 @@ def check_targets(summary):
     return checked
 
 
-def format_table(results, summary, targets):
+def format_table(results, summary, targets, machine_gflops):
     header = (
         f"{'variant':<18}{'image':>9} {'wall ms':>9} {'cpu ms':>9} {'GFLOP':>8} {'GFLOP/s':>8} "
         f"{'matmul GFLOP/s':>15} {'util %':>7} {'over base GB':>13}  status"
@@ -364,8 +405,15 @@ def format_table(results, summary, targets):
         else:
             numbers = " ".join(f"{'-':>{width}}" for width in (9, 9, 8, 8, 15, 7, 13))
         lines.append(f"{case} {numbers}  {result['status']}")
+    if machine_gflops:
+        lines.append(
+            f"utilisation: achieved GFLOP/s / {machine_gflops:.1f} GFLOP/s, this machine's float32 "
+            f"{FLAGS.matmul_size}x{FLAGS.matmul_size} matmul (median over the cases)"
+        )
     lines.append("")
-    lines.append(f"{'image':>9} {'ratio':<26} {'time':>7} {'cpu time':>9} {'FLOPs':>7} {'memory':>7}")
+    lines.append(
+        f"{'image':>9} {'ratio':<26} {'time':>7} {'cpu time':>9} {'FLOPs':>7} {'memory':>7}  rounds' time ratios"
+    )
     for size, entries in summary.items():
         for name, entry in entries.items():
             start = f"{size:>4}x{size:<4} {name:<26}"
@@ -374,7 +422,7 @@ def format_table(results, summary, targets):
             else:
                 lines.append(
                     f"{start} {entry['time_ratio']:7.3f} {entry['cpu_time_ratio']:9.3f} {entry['flop_ratio']:7.3f} "
-                    f"{entry['memory_ratio']:7.3f}"
+                    f"{entry['memory_ratio']:7.3f}  " + " ".join(f"{ratio:.3f}" for ratio in entry["round_time_ratios"])
                 )
     for target in targets:
         verdict = "met" if target["met"] else "NOT met"
@@ -396,9 +444,9 @@ def _validate_flags():
         raise ValueError(f"--presets={FLAGS.presets!r} must list distinct presets")
     if FLAGS.reference not in variants:
         raise ValueError(f"--reference={FLAGS.reference!r} is not one of --presets={variants}")
-    for name, minimum in (("channels", 1), ("batch_size", 1), ("steps_per_loop", 1), ("warmup", 1), ("repeats", 1)):
-        if getattr(FLAGS, name) < minimum:
-            raise ValueError(f"--{name}={getattr(FLAGS, name)} must be at least {minimum}")
+    for name in ("channels", "batch_size", "steps_per_loop", "warmup", "repeats", "rounds"):
+        if getattr(FLAGS, name) < 1:
+            raise ValueError(f"--{name}={getattr(FLAGS, name)} must be positive")
     if FLAGS.matmul_size < 64:
         raise ValueError(f"--matmul_size={FLAGS.matmul_size} must be at least 64")
     for variant in variants:
@@ -417,19 +465,22 @@ def main(argv):
         common.print_result(run_case(variant, int(size)))
         return
 
-    results = []
-    for size in sizes:
-        for variant in variants:
-            result = dict(variant=variant, size=size)
-            result.update(common.run_case_subprocess(_child_command(variant, size), FLAGS.timeout_seconds))
-            results.append(result)
-            ok = result["status"] == "ok"
-            shown = f"{1000 * result['median_seconds']:.1f} ms per step" if ok else result["status"]
-            print(f"{variant} {size}x{size}: {shown}", file=sys.stderr, flush=True)
+    rounds = {}
+    for round_index in range(FLAGS.rounds):
+        # Every other round runs the variants in reverse, so a slow drift of the machine hits them alike.
+        ordered = variants if round_index % 2 == 0 else variants[::-1]
+        for size in sizes:
+            for variant in ordered:
+                result = common.run_case_subprocess(_child_command(variant, size), FLAGS.timeout_seconds)
+                rounds.setdefault((variant, size), []).append(result)
+                ok = result["status"] == "ok"
+                shown = f"{1000 * result['median_seconds']:.1f} ms per step" if ok else result["status"]
+                print(f"round {round_index + 1}: {variant} {size}x{size}: {shown}", file=sys.stderr, flush=True)
+    results = [merge_rounds(variant, size, rounds[(variant, size)]) for size in sizes for variant in variants]
+    machine_gflops = add_utilisation(results)
     summary = ratios(results, FLAGS.reference)
     targets = check_targets(summary)
-    print(format_table(results, summary, targets))
-    throughputs = sorted(result["matmul_gflops"] for result in results if result["status"] == "ok")
+    print(format_table(results, summary, targets, machine_gflops))
     if FLAGS.output:
         report = dict(
             settings=dict(
@@ -441,12 +492,13 @@ def main(argv):
                 steps_per_loop=FLAGS.steps_per_loop,
                 warmup=FLAGS.warmup,
                 repeats=FLAGS.repeats,
+                rounds=FLAGS.rounds,
                 matmul_size=FLAGS.matmul_size,
                 jit_compile=FLAGS.jit_compile,
             ),
             machine=dict(
                 common.machine_description(),
-                matmul_gflops=throughputs[len(throughputs) // 2] if throughputs else None,
+                matmul_gflops=machine_gflops,
             ),
             flop_counting=FLOP_COUNTING,
             results=results,

@@ -53,6 +53,45 @@ def test_flop_counter_counts_live_products_in_nested_functions():
     assert set(totals) <= {"Einsum", "BatchMatMul"}
 
 
+def _round(seconds, matmul_gflops, peak_gb):
+    return dict(
+        status="ok",
+        seconds=seconds,
+        cpu_seconds=[2 * sample for sample in seconds],
+        median_seconds=sorted(seconds)[len(seconds) // 2],
+        step_flops=6e9,
+        matmul_gflops=matmul_gflops,
+        peak_rss_gb=peak_gb + 1,
+        peak_over_baseline_gb=peak_gb,
+    )
+
+
+def test_rounds_pool_their_samples_and_ratios_divide_by_the_reference():
+    sagan = train_step.merge_rounds("sagan", 128, [_round([1.0, 4.0, 2.0], 50.0, 0.5), _round([3.0], 70.0, 0.4)])
+    assert sagan["median_seconds"] == 2.5  # median of the pooled 1, 4, 2, 3
+    assert sagan["median_cpu_seconds"] == 5.0
+    assert sagan["round_median_seconds"] == [2.0, 3.0]
+    assert sagan["matmul_gflops"] == 60.0
+    assert sagan["achieved_gflops"] == pytest.approx(6e9 / 2.5 / 1e9)
+    assert sagan["peak_over_baseline_gb"] == 0.5
+    ylg = train_step.merge_rounds("ylg", 128, [_round([2.6], 60.0, 1.0), _round([2.6], 60.0, 1.0)])
+    failed = train_step.merge_rounds("ylg_block_sparse", 128, [_round([1.0], 60.0, 1.0), dict(status="failed: x")])
+    assert failed["status"] == "failed: x"
+    # One denominator for every case: the median of the cases' matmul throughputs (60 and 60).
+    assert train_step.add_utilisation([sagan, ylg, failed]) == 60.0
+    assert sagan["utilisation"] == pytest.approx(6e9 / 2.5 / 60e9)
+    assert ylg["utilisation"] == pytest.approx(6e9 / 2.6 / 60e9)
+    assert "utilisation" not in failed
+    summary = train_step.ratios([sagan, ylg, failed], "sagan")
+    entry = dict(summary["128"]["ylg_vs_sagan"])
+    assert entry.pop("round_time_ratios") == pytest.approx([2.6 / 2.0, 2.6 / 3.0])  # each round's medians
+    assert entry == pytest.approx(dict(time_ratio=1.04, cpu_time_ratio=1.04, flop_ratio=1.0, memory_ratio=2.0))
+    assert summary["128"]["ylg_block_sparse_vs_sagan"] is None
+    assert train_step.check_targets(summary) == [
+        dict(variant="ylg", reference="sagan", size=128, limit=1.05, time_ratio=pytest.approx(1.04), met=True)
+    ]
+
+
 def test_train_step_benchmark_writes_its_report(tmp_path):
     output = tmp_path / "train_step.json"
     completed = _run(
