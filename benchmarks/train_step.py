@@ -289,8 +289,8 @@ def run_case(variant, size):
         achieved_gflops=flops / median_seconds / 1e9,
         matmul_gflops=throughput,
         parameters=dict(
-            generator=int(sum(np.prod(v.shape) for v in trainer.generator.trainable_variables)),
-            discriminator=int(sum(np.prod(v.shape) for v in trainer.discriminator.trainable_variables)),
+            generator=int(sum(np.prod(variable.shape) for variable in trainer.generator.trainable_variables)),
+            discriminator=int(sum(np.prod(variable.shape) for variable in trainer.discriminator.trainable_variables)),
         ),
         peak_rss_gb=peak / 1e9,
         baseline_rss_gb=baseline / 1e9,
