@@ -6,36 +6,22 @@ side by side, two at a time.
 
 import concurrent.futures
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import ORIGINAL_FIXTURE_DIRECTORY, REPOSITORY_ROOT
+from conftest import ORIGINAL_FIXTURE_DIRECTORY
+from tool_runner import run_tool
 from ylg_tf import visualization, workdir
 from ylg_tf.config import get_preset
 from ylg_tf.latents import interpolate_latents, standard_normal_latents
 from ylg_tf.networks import build_networks
 
-TOOLS = REPOSITORY_ROOT / "tools"
 PADDING = 2  # image_grid's padding
 CONFIG = get_preset("test")  # 32x32, YLG attention
 OUT_OF_RANGE_LABEL = CONFIG.model.num_classes  # labels run from 0 to num_classes - 1
-
-
-def run_tool(name, arguments, cwd):
-    return subprocess.run(
-        [sys.executable, str(TOOLS / name), *arguments],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        timeout=600,
-    )
 
 
 def grid_shape(rows, columns, size):
@@ -81,7 +67,10 @@ def runs(tmp_path_factory):
     for case, (arguments, _) in BAD_INPUTS.items():
         commands[case] = ("generate.py", [f"--workdir={trained}", f"--output_dir={root / 'bad'}"] + arguments)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {case: pool.submit(run_tool, tool, arguments, root) for case, (tool, arguments) in commands.items()}
+        futures = {
+            case: pool.submit(run_tool, f"tools/{tool}", *arguments, cwd=root)
+            for case, (tool, arguments) in commands.items()
+        }
         results = {case: future.result() for case, future in futures.items()}
     assert results["import"].returncode == 0, results["import"].stderr
     on_imported = {
@@ -95,7 +84,10 @@ def runs(tmp_path_factory):
         ),
     }
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {case: pool.submit(run_tool, *command, root) for case, command in on_imported.items()}
+        futures = {
+            case: pool.submit(run_tool, f"tools/{tool}", *arguments, cwd=root)
+            for case, (tool, arguments) in on_imported.items()
+        }
         results.update((case, future.result()) for case, future in futures.items())
     return dict(root=root, trained=trained, generator=generator, results=results)
 

@@ -5,37 +5,22 @@ The tool runs as a subprocess (as a user would), from another directory.
 
 import concurrent.futures
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import REPOSITORY_ROOT
+from tool_runner import run_tool
 from ylg_tf import image_io, visualization, workdir
 from ylg_tf.config import get_preset
 from ylg_tf.datasets import preprocess_image
 from ylg_tf.networks import build_networks
 
-TOOL = REPOSITORY_ROOT / "tools" / "invert.py"
 CONFIG = get_preset("test")  # as training writes it: 32x32, YLG attention
 OUT_OF_RANGE_LABEL = CONFIG.model.num_classes  # labels run from 0 to num_classes - 1
 PICTURES = ["target.png", "best.png", "comparison.png", "saliency_mean.png", "loss_curve.png"]
 LABEL = 3
-
-
-def run_tool(arguments, cwd):
-    return subprocess.run(
-        [sys.executable, str(TOOL), *arguments],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        timeout=600,
-    )
 
 
 def write_bad_inputs(directory):
@@ -96,7 +81,7 @@ def runs(tmp_path_factory):
     for case, (arguments, _) in BAD_INPUTS.items():
         commands[case] = common + [f"--output_dir={root / 'bad'}"] + [a.format(inputs=inputs) for a in arguments]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(run_tool, arguments, root) for name, arguments in commands.items()}
+        futures = {name: pool.submit(run_tool, "tools/invert.py", *arguments, cwd=root) for name, arguments in commands.items()}
         results = {name: future.result() for name, future in futures.items()}
     return dict(root=root, workdir=directory, inputs=inputs, results=results)
 

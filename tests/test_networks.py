@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from ylg_tf import masks
 from ylg_tf.attention import LocalSparseAttention, SelfAttention
+from ylg_tf.block_sparse_attention import BlockSparseLocalAttention
 from ylg_tf.config import ATTENTION_KINDS, ModelConfig
 from ylg_tf.networks import (
     ARCHITECTURES,
@@ -192,20 +193,30 @@ def test_every_attention_kind_builds_the_documented_layers(attention):
             expected_type, expected_heads = SelfAttention, 1
         elif attention == "sagan_8heads":
             expected_type, expected_heads = SelfAttention, 8
-        else:
-            expected_type, expected_heads = LocalSparseAttention, 8
+        else:  # the default implementation
+            expected_type, expected_heads = BlockSparseLocalAttention, 8
         assert type(layer) is expected_type, network
         assert layer.num_heads == expected_heads
         assert layer.u_update == ("training" if network == "generator" else "always")
         side = grids[network]
         assert probabilities[network].shape == (2, expected_heads, side * side, side * side // 4)
-        if expected_type is LocalSparseAttention:
+        if isinstance(layer, LocalSparseAttention):
             assert layer.pattern == attention and layer.geometry == "original"
             expected_masks = masks.attention_masks(
                 attention, (side, side), (side // 2, side // 2), geometry="original"
             )
             np.testing.assert_array_equal(layer.masks, expected_masks)
             assert np.all(probabilities[network].numpy()[:, ~expected_masks] == 0.0)
+
+
+def test_dense_implementation_builds_the_original_masked_layer_with_the_same_weights():
+    config = small_config(32, attention="ylg")
+    dense_config = small_config(32, attention="ylg", attention_implementation="dense")
+    for network, layer_name in ((Generator, "g_ops"), (Discriminator, "d_ops")):
+        block_sparse, dense = network(config).build_for_config(), network(dense_config).build_for_config()
+        assert type(getattr(block_sparse, layer_name)) is BlockSparseLocalAttention
+        assert type(getattr(dense, layer_name)) is LocalSparseAttention
+        assert [(v.name, v.shape) for v in block_sparse.variables] == [(v.name, v.shape) for v in dense.variables]
 
 
 def test_aligned_geometry_reaches_the_attention_layers():

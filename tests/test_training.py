@@ -332,3 +332,27 @@ def test_a_work_directory_resumes_only_its_own_model(trained_workdir):
     other = config.replace(model={"attention": "sagan"})
     with pytest.raises(ValueError, match="holds another model .*attention: 'ylg' -> 'sagan'"):
         run_training(other, str(directory), tf.distribute.get_strategy(), log=lambda m: None)
+
+
+def test_a_work_directory_may_switch_the_attention_implementation(trained_workdir, tmp_path):
+    directory, config, _, _ = trained_workdir
+    import shutil
+
+    shutil.copytree(directory, tmp_path / "run")
+    assert config.model.attention_implementation == "block_sparse"
+    dense = config.replace(model={"attention_implementation": "dense"}, training={"train_steps": 6})
+    result = run_training(dense, str(tmp_path / "run"), tf.distribute.get_strategy(), log=lambda m: None)
+    assert result.step == 6  # resumed from step 4, not started over
+    assert workdirs.load_config(tmp_path / "run").model.attention_implementation == "dense"
+    # The step-6 weights compute the same images through either implementation.
+    _, generator, _, step = workdirs.restore_networks(str(tmp_path / "run"))
+    assert step == 6 and type(generator.g_ops).__name__ == "LocalSparseAttention"
+    block_sparse = config.replace(model={"attention_implementation": "block_sparse"})
+    workdirs.save_config(block_sparse, tmp_path / "run")
+    _, twin, _, _ = workdirs.restore_networks(str(tmp_path / "run"))
+    assert type(twin.g_ops).__name__ == "BlockSparseLocalAttention"
+    z = tf.random.stateless_normal([3, config.model.z_dim], seed=[2, 2])
+    labels = tf.constant([0, 4, 9], tf.int32)
+    np.testing.assert_allclose(
+        generator((z, labels), training=False).numpy(), twin((z, labels), training=False).numpy(), atol=1e-5
+    )

@@ -11,6 +11,8 @@ ATTENTION_KINDS = ("sagan", "sagan_8heads", "ylg", "ylg_no_esa", "ylg_strided", 
 ATTENTION_GEOMETRIES = ("original", "aligned")
 ATTENTION_IMPLEMENTATIONS = ("dense", "block_sparse")
 IMAGE_SIZES = (32, 64, 128)
+# ModelConfig fields that change how the networks compute, not what: a work directory may switch them.
+COMPUTATION_FIELDS = ("attention_implementation",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +22,9 @@ class ModelConfig:
     attention: "sagan" (1 head), "sagan_8heads" (G: 8 unmasked heads, D: 1 head, as the YLG train branch),
       "ylg" / "ylg_no_esa" / "ylg_strided" (8 masked heads in G and D), or "none".
     attention_geometry: how queries map onto the pooled key grid ("original" folding or "aligned").
-    attention_implementation: "dense" (masked score matrix, the original) or "block_sparse".
+    attention_implementation: how YLG attention is computed; both give the same outputs and gradients and
+      load the same weights. "block_sparse" (default) scores only the keys each query may see, O(N sqrt N);
+      "dense" builds the original's masked [heads, Nq, Nk] score matrix (the reference).
     """
 
     image_size: int = 128
@@ -30,7 +34,7 @@ class ModelConfig:
     discriminator_channels: int = 64
     attention: str = "ylg"
     attention_geometry: str = "original"
-    attention_implementation: str = "dense"
+    attention_implementation: str = "block_sparse"
 
     def __post_init__(self):
         if self.image_size not in IMAGE_SIZES:

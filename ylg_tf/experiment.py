@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from ylg_tf import files
 from ylg_tf import workdir as workdirs
-from ylg_tf.config import ExperimentConfig
+from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig
 from ylg_tf.datasets import dataset_info, make_dataset
 from ylg_tf.export import export_generator
 from ylg_tf.training import Trainer
@@ -65,14 +65,17 @@ def check_data_config(config: ExperimentConfig):
 
 
 def check_same_model(config: ExperimentConfig, workdir):
-    """A work directory resumes only the model it holds (training settings such as train_steps may change)."""
+    """A work directory resumes only the model it holds.
+
+    Training settings (train_steps, ...) and the computation fields (`config.COMPUTATION_FIELDS`) may change.
+    """
     if not tf.io.gfile.exists(os.path.join(workdir, workdirs.CONFIG_FILE)):
         return
     existing = workdirs.load_config(workdir).model
     changed = [
         f"{field.name}: {getattr(existing, field.name)!r} -> {getattr(config.model, field.name)!r}"
         for field in dataclasses.fields(existing)
-        if getattr(existing, field.name) != getattr(config.model, field.name)
+        if field.name not in COMPUTATION_FIELDS and getattr(existing, field.name) != getattr(config.model, field.name)
     ]
     if changed:
         raise ValueError(
