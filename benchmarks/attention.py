@@ -32,7 +32,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this script's own output is the table
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # this script's own output is the table
 
 from absl import flags  # noqa: E402
 

@@ -29,7 +29,7 @@ def run_case_subprocess(command, timeout_seconds):
 
     A child that times out or prints no result gives {"status": "failed...: <last stderr line>"} instead.
     """
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     try:
         completed = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout_seconds, env=environment
