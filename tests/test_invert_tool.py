@@ -81,7 +81,9 @@ def runs(tmp_path_factory):
     for case, (arguments, _) in BAD_INPUTS.items():
         commands[case] = common + [f"--output_dir={root / 'bad'}"] + [a.format(inputs=inputs) for a in arguments]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(run_tool, "tools/invert.py", *arguments, cwd=root) for name, arguments in commands.items()}
+        futures = {
+            name: pool.submit(run_tool, "tools/invert.py", *arguments, cwd=root) for name, arguments in commands.items()
+        }
         results = {name: future.result() for name, future in futures.items()}
     return dict(root=root, workdir=directory, inputs=inputs, results=results)
 

@@ -341,8 +341,9 @@ def test_a_work_directory_may_switch_the_attention_implementation(trained_workdi
     shutil.copytree(directory, tmp_path / "run")
     assert config.model.attention_implementation == "block_sparse"
     dense = config.replace(model={"attention_implementation": "dense"}, training={"train_steps": 6})
-    result = run_training(dense, str(tmp_path / "run"), tf.distribute.get_strategy(), log=lambda m: None)
-    assert result.step == 6  # resumed from step 4, not started over
+    messages = []
+    result = run_training(dense, str(tmp_path / "run"), tf.distribute.get_strategy(), log=messages.append)
+    assert result.step == 6 and any(m.startswith("resumed at step 4 ") for m in messages), messages
     assert workdirs.load_config(tmp_path / "run").model.attention_implementation == "dense"
     # The step-6 weights compute the same images through either implementation.
     _, generator, _, step = workdirs.restore_networks(str(tmp_path / "run"))
