@@ -357,3 +357,12 @@ def test_a_work_directory_may_switch_the_attention_implementation(trained_workdi
     np.testing.assert_allclose(
         generator((z, labels), training=False).numpy(), twin((z, labels), training=False).numpy(), atol=1e-5
     )
+
+
+def test_a_run_whose_data_cannot_be_read_leaves_no_work_directory_behind(tmp_path):
+    (tmp_path / "tfds").mkdir()  # exists, but cifar10 was never built into it
+    config = TEST_CONFIG.replace(data={"dataset": "cifar10", "data_dir": str(tmp_path / "tfds")})
+    with pytest.raises(OSError, match="'cifar10' is not prepared"):
+        run_training(config, str(tmp_path / "run"), tf.distribute.get_strategy(), log=lambda m: None)
+    # No config.json claims the directory, so the next attempt may train another model there.
+    assert not os.path.exists(tmp_path / "run" / "config.json")

@@ -39,7 +39,8 @@ def _tpu_strategy(tpu):
         if tpu != "local":
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, ImportError, tf.errors.OpError) as error:
+    # OSError: a TPU name the GCE metadata lookup cannot resolve (urllib's URLError).
+    except (ValueError, RuntimeError, ImportError, OSError, tf.errors.OpError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StrategyError(f"TPU {tpu!r} cannot be used: {first_line}") from None
     return tf.distribute.TPUStrategy(resolver)

@@ -165,7 +165,6 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
     check_data_config(config)
     check_same_model(config, workdir)
     trainer = Trainer(config, strategy, jit_compile=jit_compile)
-    workdirs.save_config(config, workdir)
     log(f"work directory {files.absolute_path(workdir)} (resolved config in {workdirs.CONFIG_FILE})")
     log(
         f"global batch {trainer.global_batch_size} = {strategy.num_replicas_in_sync} replica(s) x "
@@ -185,6 +184,7 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
         _dataset_function(config, start_step, strategy.num_replicas_in_sync)
     )
     iterator = iter(dataset)
+    workdirs.save_config(config, workdir)  # only now: a run whose data cannot be read leaves nothing behind
     writer = tf.summary.create_file_writer(os.path.join(workdir, workdirs.SUMMARIES_DIRECTORY))
     samples_directory = os.path.join(workdir, workdirs.SAMPLES_DIRECTORY)
     fixed_z, fixed_labels = _fixed_latents(config)

@@ -15,7 +15,10 @@ DIR may be any tf.io.gfile path (a local directory, gs://bucket/run for TPU trai
 every read and write here goes through tf.io.gfile, files through `ylg_tf.files`.
 """
 
+import contextlib
+import gc
 import json
+import logging
 import os
 
 import tensorflow as tf
@@ -102,28 +105,50 @@ def restore_networks(workdir, checkpoint=None, use_ema=True):
     discriminator = Discriminator(config.model).build_for_config()
     step = tf.Variable(0, dtype=tf.int64)
     ema = Generator(config.model, name="generator_ema").build_for_config()
-    try:
-        reader = tf.train.load_checkpoint(path)
-        has_ema = any(key.startswith("generator_ema/") for key in reader.get_variable_to_shape_map())
-        objects = dict(generator=generator, discriminator=discriminator, step=step)
-        if has_ema:
-            objects["generator_ema"] = ema
-        status = tf.train.Checkpoint(**objects).restore(path)
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except (ValueError, AssertionError) as error:
-        # Shapes or variables that differ from the networks config.json describes.
-        raise WorkdirError(
-            f"checkpoint {path!r} does not match the networks of "
-            f"{os.path.join(os.fspath(workdir), CONFIG_FILE)!r}: {_error_detail(error)}") from None
-    except (tf.errors.OpError, LookupError) as error:
-        # A truncated or overwritten .index/.data file (LookupError: a short read of the data file).
-        raise WorkdirError(
-            f"checkpoint {path!r} is corrupt or unreadable ({type(error).__name__}: {_error_detail(error)}); "
-            f"pass another one with --checkpoint") from None
+    objects, failure = {}, None
+    # A restore that raises leaves restorations pending, and TensorFlow logs one warning per variable when
+    # they are deleted: with its warnings off until they are, the one-line error stays the only line.
+    with _tensorflow_warnings_off():
+        try:
+            reader = tf.train.load_checkpoint(path)
+            has_ema = any(key.startswith("generator_ema/") for key in reader.get_variable_to_shape_map())
+            objects = dict(generator=generator, discriminator=discriminator, step=step)
+            if has_ema:
+                objects["generator_ema"] = ema
+            status = tf.train.Checkpoint(**objects).restore(path)
+            status.expect_partial()
+            status.assert_existing_objects_matched()
+        except (ValueError, AssertionError) as error:
+            # Shapes or variables that differ from the networks config.json describes.
+            failure = (
+                f"checkpoint {path!r} does not match the networks of "
+                f"{os.path.join(os.fspath(workdir), CONFIG_FILE)!r}: {_error_detail(error)}"
+            )
+        except (tf.errors.OpError, LookupError) as error:
+            # A truncated or overwritten .index/.data file (LookupError: a short read of the data file).
+            failure = (
+                f"checkpoint {path!r} is corrupt or unreadable ({type(error).__name__}: {_error_detail(error)}); "
+                "pass another one with --checkpoint"
+            )
+        if failure is not None:
+            del generator, discriminator, step, ema, objects
+            gc.collect()
+    if failure is not None:
+        raise WorkdirError(failure)
     if has_ema and use_ema:
         generator = ema
     return config, generator, discriminator, int(step.numpy())
+
+
+@contextlib.contextmanager
+def _tensorflow_warnings_off():
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _error_detail(error):
