@@ -151,6 +151,9 @@ def bad_input(setup, case):
             data_file.write_bytes(data_file.read_bytes()[:1000])  # a truncated copy
         prefix = corrupt / "checkpoints" / f"ckpt-{STEP}"
         return [f"--workdir={corrupt}", *counts], f"checkpoint '{prefix}' is corrupt"
+    if case == "output_through_a_file":
+        (setup["root"] / "a_file").write_text("not a directory")
+        return [workdir_flag, f"--output={setup['root'] / 'a_file' / 'result.json'}", *counts], "not a directory"
     if case == "fewer_samples_than_batch":
         return [workdir_flag, "--num_samples=4", "--batch_size=8"], "num_samples=4 is smaller than batch_size=8"
     assert case == "dataset_too_small"
@@ -161,10 +164,13 @@ def bad_input(setup, case):
 
 @pytest.mark.parametrize("case", [
     "missing_workdir", "missing_checkpoint", "corrupt_checkpoint", "unreachable_module",
-    "fewer_samples_than_batch", "dataset_too_small"])
+    "fewer_samples_than_batch", "dataset_too_small", "output_through_a_file"])
 def test_bad_input_exits_2_with_one_line(setup, case):
     arguments, expected = bad_input(setup, case)
-    assert_one_line_error(run_evaluate(setup, *arguments), expected)
+    result = run_evaluate(setup, *arguments)
+    assert_one_line_error(result, expected)
+    if case == "output_through_a_file":
+        assert "images:" not in result.stderr  # refused before any sampling
 
 
 def test_classifier_cache_default_comes_from_the_environment(monkeypatch, tmp_path):

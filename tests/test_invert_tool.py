@@ -45,6 +45,7 @@ BAD_INPUTS = {
     "self-inversion label out of range": ([f"--label={OUT_OF_RANGE_LABEL}"], f"label {OUT_OF_RANGE_LABEL} is out"),
     "label missing": (["--image={inputs}/good.png"], "--label is required"),
     "heads out of range": (["--heads=0,8", "--steps=1"], "heads [8] are out of range"),
+    "output through a file": (["--label=0", "--output_dir={inputs}/good.png/run"], "not a directory"),
 }
 
 
@@ -160,6 +161,8 @@ def test_bad_input_gives_a_one_line_error_and_exit_code_2(runs, case):
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert BAD_INPUTS[case][1] in lines[0], lines[0]
+    if case == "output through a file":
+        assert "inverting" not in result.stdout  # refused before the inversion started
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, evaluation, inception, progress  # noqa: E402
+from ylg_tf import command_line, evaluation, files, inception, progress  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
@@ -79,6 +79,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    if FLAGS.output:
+        files.make_parent_directory(FLAGS.output)  # a bad --output fails now, not after the sampling
     result = evaluation.evaluate_workdir(
         FLAGS.workdir, num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, checkpoint=FLAGS.checkpoint,
         saved_model=FLAGS.saved_model, use_ema=FLAGS.use_ema, classifier_source=FLAGS.inception,

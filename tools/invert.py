@@ -92,6 +92,7 @@ def main(argv):
         image, label, true_latent = inversion.self_inversion_target(generator, FLAGS.seed, FLAGS.label)
         name = "self_" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "inversion", name)
+    tf.io.gfile.makedirs(output_dir)  # a bad --output_dir fails now, not after the inversion
     print(f"inverting {'a model sample' if true_latent is not None else FLAGS.image} (class {label}) "
           f"with {config.restarts} restarts x {config.steps} steps")
 

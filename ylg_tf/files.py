@@ -23,6 +23,15 @@ def absolute_path(path):
     return path if is_remote(path) else os.path.abspath(path)
 
 
+def make_parent_directory(path):
+    """Creates the directory `path` will be written in (so a bad path fails before any work); returns path."""
+    path = os.fspath(path)
+    parent = os.path.dirname(path)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    return path
+
+
 def write_atomically(path, write, suffix=""):
     """Calls `write(temporary)` for a temporary sibling of `path`, then renames it to `path`.
 
@@ -30,10 +39,7 @@ def write_atomically(path, write, suffix=""):
     temporary name, for writers that check the extension (".npz"). Any tf.io.gfile path; see the
     module docstring for what "atomic" means on object stores.
     """
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        tf.io.gfile.makedirs(parent)
+    path = make_parent_directory(path)
     # A unique temporary name, so concurrent writers of the same file never share one.
     stem = path[: -len(suffix)] if suffix and path.endswith(suffix) else path
     temporary = f"{stem}.tmp-{uuid.uuid4().hex[:12]}{suffix}"
