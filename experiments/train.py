@@ -28,7 +28,9 @@ flags.DEFINE_string("data_dir", None, "TFDS data directory, or the image folder 
 flags.DEFINE_integer("image_size", None, "Resolution: 32, 64 or 128.")
 flags.DEFINE_integer("num_classes", None, "Number of classes of the model.")
 flags.DEFINE_string("attention", None, "sagan, sagan_8heads, ylg, ylg_no_esa, ylg_strided or none.")
-flags.DEFINE_string("attention_implementation", None, "dense (the original's masked scores) or block_sparse.")
+flags.DEFINE_string(
+    "attention_implementation", None, "block_sparse (every preset's) or dense (the original's masked scores)."
+)
 flags.DEFINE_string("attention_geometry", None, "original (the original's query folding) or aligned.")
 flags.DEFINE_integer("generator_channels", None, "gf_dim.")
 flags.DEFINE_integer("discriminator_channels", None, "df_dim.")

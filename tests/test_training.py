@@ -344,6 +344,7 @@ def test_a_work_directory_may_switch_the_attention_implementation(trained_workdi
     messages = []
     result = run_training(dense, str(tmp_path / "run"), tf.distribute.get_strategy(), log=messages.append)
     assert result.step == 6 and any(m.startswith("resumed at step 4 ") for m in messages), messages
+    assert any(m.startswith("attention_implementation: 'block_sparse' -> 'dense' (") for m in messages), messages
     assert workdirs.load_config(tmp_path / "run").model.attention_implementation == "dense"
     # The step-6 weights compute the same images through either implementation.
     _, generator, _, step = workdirs.restore_networks(str(tmp_path / "run"))
@@ -359,7 +360,7 @@ def test_a_work_directory_may_switch_the_attention_implementation(trained_workdi
     )
 
 
-def test_a_run_whose_data_cannot_be_read_leaves_no_work_directory_behind(tmp_path):
+def test_a_run_whose_dataset_cannot_be_built_leaves_no_config_behind(tmp_path):
     (tmp_path / "tfds").mkdir()  # exists, but cifar10 was never built into it
     config = TEST_CONFIG.replace(data={"dataset": "cifar10", "data_dir": str(tmp_path / "tfds")})
     with pytest.raises(OSError, match="'cifar10' is not prepared"):

@@ -221,11 +221,14 @@ def test_checkpoint_of_other_networks_is_a_one_line_workdir_error(tmp_path, netw
     try:
         with pytest.raises(workdir.WorkdirError, match="does not match the networks of") as error:
             workdir.restore_networks(tmp_path)
+        failure = error.value
+        del error  # its traceback holds restore_networks' frame
+        failure.__traceback__ = None
         gc.collect()
     finally:
         tf.get_logger().removeHandler(warnings)
-    assert_one_line_naming(error.value, prefix)
-    assert detail in str(error.value) and str(tmp_path / "config.json") in str(error.value)
+    assert_one_line_naming(failure, prefix)
+    assert detail in str(failure) and str(tmp_path / "config.json") in str(failure)
     # Not followed by TensorFlow's warning per unrestored variable.
     assert warnings.messages == []
 
@@ -251,6 +254,13 @@ def test_file_errors_of_remote_paths_are_user_errors():
 
 
 def test_a_path_through_a_regular_file_is_a_user_error(tmp_path):
-    (tmp_path / "file").write_text("not a directory")
-    with pytest.raises(command_line.user_errors(), match="not a directory"):
+    (tmp_path / "file").write_text("a file")
+    assert issubclass(NotADirectoryError, command_line.user_errors())
+    with pytest.raises(NotADirectoryError, match="not a directory"):
         workdir.save_config(ExperimentConfig(), tmp_path / "file" / "run")
+    with pytest.raises(NotADirectoryError, match=f"{str(tmp_path / 'file')!r} is a file, not a directory"):
+        files.check_directory_can_be_made(tmp_path / "file" / "run" / "deeper")
+    # A path that can be made passes and is not made.
+    files.check_directory_can_be_made(tmp_path / "new" / "run")
+    files.check_directory_can_be_made(tmp_path)
+    assert not (tmp_path / "new").exists()

@@ -80,7 +80,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     if FLAGS.output:
-        files.make_parent_directory(FLAGS.output)  # a bad --output fails now, not after the sampling
+        files.check_directory_can_be_made(os.path.dirname(FLAGS.output))  # now, not after the sampling
     result = evaluation.evaluate_workdir(
         FLAGS.workdir, num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, checkpoint=FLAGS.checkpoint,
         saved_model=FLAGS.saved_model, use_ema=FLAGS.use_ema, classifier_source=FLAGS.inception,

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, inversion, latents, workdir  # noqa: E402
+from ylg_tf import command_line, files, inversion, latents, workdir  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
@@ -92,7 +92,7 @@ def main(argv):
         image, label, true_latent = inversion.self_inversion_target(generator, FLAGS.seed, FLAGS.label)
         name = "self_" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "inversion", name)
-    tf.io.gfile.makedirs(output_dir)  # a bad --output_dir fails now, not after the inversion
+    files.check_directory_can_be_made(output_dir)  # now, not after the inversion
     print(f"inverting {'a model sample' if true_latent is not None else FLAGS.image} (class {label}) "
           f"with {config.restarts} restarts x {config.steps} steps")
 

@@ -3,8 +3,8 @@ defaults entry points take from the environment (the library itself takes every 
 
 A user mistake (bad flag value, missing file, unreadable checkpoint, unreachable classifier, ...) surfaces
 from the library as a ValueError or OSError subclass, or, for a path tf.io.gfile cannot open (a missing
-gs:// object, a bucket without permission, a path through a regular file), as tf.errors.NotFoundError /
-PermissionDeniedError / UnauthenticatedError / FailedPreconditionError; the entry point prints `error: <message>` on one line and exits with 2 instead of
+gs:// object, a bucket without permission), as tf.errors.NotFoundError / PermissionDeniedError /
+UnauthenticatedError; the entry point prints `error: <message>` on one line and exits with 2 instead of
 a traceback. Set YLG_TRACEBACK=1 to see the traceback anyway.
 """
 
@@ -16,7 +16,7 @@ from absl import logging as absl_logging
 
 USER_ERRORS = (ValueError, OSError)
 # tf.errors classes (by name) that mean a path cannot be read or written, reported like USER_ERRORS.
-_TENSORFLOW_FILE_ERRORS = ("NotFoundError", "PermissionDeniedError", "UnauthenticatedError", "FailedPreconditionError")
+_TENSORFLOW_FILE_ERRORS = ("NotFoundError", "PermissionDeniedError", "UnauthenticatedError")
 EXIT_USER_ERROR = 2
 CLASSIFIER_CACHE_ENVIRONMENT_VARIABLE = "YLG_TF_CACHE_DIR"
 

@@ -1,9 +1,10 @@
 """A whole training run in a work directory: data, resume, checkpoints, summaries, samples, export.
 
-`run_training(config, workdir, strategy)` writes the resolved config, restores the latest readable checkpoint
-(falling back to older ones when the latest is corrupt, never silently starting over), trains in loops of
-`steps_per_loop` steps, and after each loop logs a line, writes TensorBoard summaries and a sample grid of
-fixed latents, checkpoints every `checkpoint_every` steps, and exports the generator at the end.
+`run_training(config, workdir, strategy)` restores the latest readable checkpoint (falling back to older ones
+when the latest is corrupt, never silently starting over), builds the data pipeline, writes the resolved
+config (only then, so a run whose dataset cannot be built leaves no config.json claiming the directory),
+trains in loops of `steps_per_loop` steps, and after each loop logs a line, writes TensorBoard summaries and a
+sample grid of fixed latents, checkpoints every `checkpoint_every` steps, and exports the generator at the end.
 SIGTERM (a preemption) saves a checkpoint after the current loop and returns cleanly.
 
 Data on resume: the built-in dataset is addressed by example index, so a resumed run sees exactly the examples
@@ -67,7 +68,8 @@ def check_data_config(config: ExperimentConfig):
 def check_same_model(config: ExperimentConfig, workdir):
     """A work directory resumes only the model it holds.
 
-    Training settings (train_steps, ...) and the computation fields (`config.COMPUTATION_FIELDS`) may change.
+    Training settings (train_steps, ...) and the computation fields (`ylg_tf.config.COMPUTATION_FIELDS`) may
+    change; `computation_changes` describes those.
     """
     if not tf.io.gfile.exists(os.path.join(workdir, workdirs.CONFIG_FILE)):
         return
@@ -81,6 +83,18 @@ def check_same_model(config: ExperimentConfig, workdir):
         raise ValueError(
             f"work directory {workdir!r} holds another model ({'; '.join(changed)}); choose a new --workdir"
         )
+
+
+def computation_changes(config: ExperimentConfig, workdir):
+    """The computation fields `config` changes against the work directory's config, as "name: old -> new"."""
+    if not tf.io.gfile.exists(os.path.join(workdir, workdirs.CONFIG_FILE)):
+        return []
+    existing = workdirs.load_config(workdir).model
+    return [
+        f"{name}: {getattr(existing, name)!r} -> {getattr(config.model, name)!r}"
+        for name in COMPUTATION_FIELDS
+        if getattr(existing, name) != getattr(config.model, name)
+    ]
 
 
 def _dataset_function(config: ExperimentConfig, start_step, num_replicas):
@@ -164,8 +178,11 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
     training = config.training
     check_data_config(config)
     check_same_model(config, workdir)
+    files.make_directory(workdir)  # an unusable path fails here, before any work
+    for change in computation_changes(config, workdir):
+        log(f"{change} (the same weights and outputs, computed differently)")
     trainer = Trainer(config, strategy, jit_compile=jit_compile)
-    log(f"work directory {files.absolute_path(workdir)} (resolved config in {workdirs.CONFIG_FILE})")
+    log(f"work directory {files.absolute_path(workdir)}")
     log(
         f"global batch {trainer.global_batch_size} = {strategy.num_replicas_in_sync} replica(s) x "
         f"{trainer.per_replica_batch_size}"
@@ -184,7 +201,7 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
         _dataset_function(config, start_step, strategy.num_replicas_in_sync)
     )
     iterator = iter(dataset)
-    workdirs.save_config(config, workdir)  # only now: a run whose data cannot be read leaves nothing behind
+    workdirs.save_config(config, workdir)  # see the module docstring for why only now
     writer = tf.summary.create_file_writer(os.path.join(workdir, workdirs.SUMMARIES_DIRECTORY))
     samples_directory = os.path.join(workdir, workdirs.SAMPLES_DIRECTORY)
     fixed_z, fixed_labels = _fixed_latents(config)

@@ -25,7 +25,7 @@ import uuid
 import tensorflow as tf
 
 from ylg_tf.config import ModelConfig
-from ylg_tf.files import absolute_path
+from ylg_tf.files import absolute_path, make_directory
 
 SIGNATURE_NAME = "serving_default"
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -132,7 +132,7 @@ def export_generator(generator, model_config: ModelConfig, output_directory):
         raise ExportError(f"the inference-mode generator writes variables ({', '.join(writes[:5])}); export refused")
 
     temporary = _unique_sibling(output_directory, "writing")
-    tf.io.gfile.makedirs(temporary)
+    make_directory(temporary)
     try:
         tf.saved_model.save(server, temporary, signatures={SIGNATURE_NAME: concrete_function})
         _replace_directory(temporary, output_directory)

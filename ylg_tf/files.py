@@ -23,13 +23,28 @@ def absolute_path(path):
     return path if is_remote(path) else os.path.abspath(path)
 
 
-def make_parent_directory(path):
-    """Creates the directory `path` will be written in (so a bad path fails before any work); returns path."""
+def check_directory_can_be_made(path):
+    """Raises NotADirectoryError when part of the local directory `path` is a regular file.
+
+    Creates nothing, so a tool can refuse a bad output path before its work and leave nothing behind on other
+    errors. Remote paths (gs://...) have no directories to check.
+    """
     path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        tf.io.gfile.makedirs(parent)
-    return path
+    if is_remote(path):
+        return
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(f"{path!r} cannot be a directory: {existing!r} is a file, not a directory")
+
+
+def make_directory(path):
+    """`tf.io.gfile.makedirs`, with a path through a regular file raised as NotADirectoryError (an OSError)."""
+    try:
+        tf.io.gfile.makedirs(os.fspath(path))
+    except tf.errors.FailedPreconditionError as error:
+        raise NotADirectoryError(f"cannot create directory {os.fspath(path)!r}: {error.message}") from None
 
 
 def write_atomically(path, write, suffix=""):
@@ -39,7 +54,9 @@ def write_atomically(path, write, suffix=""):
     temporary name, for writers that check the extension (".npz"). Any tf.io.gfile path; see the
     module docstring for what "atomic" means on object stores.
     """
-    path = make_parent_directory(path)
+    path = os.fspath(path)
+    if os.path.dirname(path):
+        make_directory(os.path.dirname(path))
     # A unique temporary name, so concurrent writers of the same file never share one.
     stem = path[: -len(suffix)] if suffix and path.endswith(suffix) else path
     temporary = f"{stem}.tmp-{uuid.uuid4().hex[:12]}{suffix}"

@@ -43,7 +43,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from ylg_tf import image_io, visualization
+from ylg_tf import files, image_io, visualization
 from ylg_tf.latents import check_label, standard_normal_latents
 from ylg_tf.saliency import key_saliency
 
@@ -401,7 +401,7 @@ def write_outputs(result: InversionResult, report, output_dir):
     """Writes latents.npy (the optimised latents [R, z_dim]), the pictures of
     `visualization.save_inversion_pictures` and inversion.json (`report`) to output_dir."""
     output_dir = os.fspath(output_dir)
-    tf.io.gfile.makedirs(output_dir)
+    files.make_directory(output_dir)
     buffer = io.BytesIO()
     np.save(buffer, result.latents)
     with tf.io.gfile.GFile(os.path.join(output_dir, "latents.npy"), "wb") as file:

@@ -24,7 +24,7 @@ import os
 import tensorflow as tf
 
 from ylg_tf.config import ExperimentConfig
-from ylg_tf.files import write_text_atomically
+from ylg_tf.files import make_directory, write_text_atomically
 from ylg_tf.networks import Discriminator, Generator
 
 CONFIG_FILE = "config.json"
@@ -142,6 +142,7 @@ def restore_networks(workdir, checkpoint=None, use_ema=True):
 
 @contextlib.contextmanager
 def _tensorflow_warnings_off():
+    """TensorFlow's Python warnings silenced inside the block (its errors still logged)."""
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -164,6 +165,7 @@ def write_checkpoint(workdir, generator, discriminator, step):
 
     Keeps the CHECKPOINTS_KEPT most recent checkpoints, as training does.
     """
+    make_directory(checkpoint_directory(workdir))  # a path through a file fails as NotADirectoryError
     manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(
             generator=generator, discriminator=discriminator, step=tf.Variable(step, dtype=tf.int64)
