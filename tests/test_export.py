@@ -170,6 +170,11 @@ def test_export_refuses_unsafe_targets_and_stateful_generators(tmp_path):
     with pytest.raises(ValueError, match="built for"):
         export.export_generator(generator, ModelConfig(image_size=32, num_classes=5), tmp_path / "other")
 
+    # A path through a regular file is named as given (not as the temporary sibling).
+    (tmp_path / "a_file").write_text("a file")
+    with pytest.raises(NotADirectoryError, match=f"cannot create directory {str(tmp_path / 'a_file')!r}"):
+        export.export_generator(generator, MODEL_CONFIG, tmp_path / "a_file" / "export")
+
     # A generator whose inference pass stores a spectral-norm u would serve different images each call.
     generator.g_snh0.u_update = "always"
     with pytest.raises(ValueError, match="writes variables"):

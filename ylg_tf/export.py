@@ -131,6 +131,7 @@ def export_generator(generator, model_config: ModelConfig, output_directory):
     if writes:
         raise ExportError(f"the inference-mode generator writes variables ({', '.join(writes[:5])}); export refused")
 
+    make_directory(os.path.dirname(output_directory))  # a bad path is named as given, not as the temporary
     temporary = _unique_sibling(output_directory, "writing")
     make_directory(temporary)
     try:
