@@ -69,7 +69,9 @@ def test_one_step_on_two_replicas_equals_one_replica():
     # The step really changed every kind of state, and both runs changed it the same way.
     assert result["weights_change"] > 1e-4 and result["spectral_norm_u_change"] > 1e-4
     assert result["batch_norm_statistics_change"] > 1e-6
-    assert result["weights"] < 1e-6, result
+    # Two replicas sharing the CPU's threads round differently from run to run (1e-8 to 1.5e-6 seen, with or
+    # without op determinism); a distribution bug moves weights by a share of the step's ~3e-4 change.
+    assert result["weights"] < 1e-5, result
     assert result["spectral_norm_u"] < 2e-5, result
     assert result["batch_norm_statistics"] < 1e-5, result
     assert result["replica_spread"] == 0.0, result
