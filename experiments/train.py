@@ -69,12 +69,13 @@ def main(argv):
     workdir = FLAGS.workdir or os.path.join("runs", FLAGS.preset)
 
     import tensorflow as tf
+    import tf_keras
 
     from ylg_tf.distribution import create_strategy
     from ylg_tf.files import absolute_path
     from ylg_tf.experiment import CheckpointUnreadableError, TrainingDivergedError, run_training
 
-    tf.keras.utils.set_random_seed(config.training.seed)
+    tf_keras.utils.set_random_seed(config.training.seed)
     strategy = create_strategy(FLAGS.tpu)
     evaluator = None
     if config.training.eval_every:

@@ -9,6 +9,7 @@ o = A g merged head-minor (channel = i * heads + head); output x + sigma_ratio *
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf import masks
 from ylg_tf.attention import LocalSparseAttention, SelfAttention, merge_heads, split_heads
@@ -86,7 +87,7 @@ def random_inputs(shape, seed):
 
 def built(layer, shape, sigma_ratio=0.8, seed=0):
     """Builds `layer` for [B, h, w, C], with a non-zero sigma_ratio and random (Glorot) kernels."""
-    tf.keras.utils.set_random_seed(seed)
+    tf_keras.utils.set_random_seed(seed)
     layer(tf.zeros(shape), training=False)
     layer.sigma_ratio.assign(sigma_ratio)
     return layer
@@ -192,9 +193,9 @@ def test_symbolic_eager_and_unknown_batch_function_calls_agree(layer_case):
     make, num_heads = layer_case
     inputs = random_inputs(SHAPE, seed=4)
     layer = make()
-    symbolic = tf.keras.Input(SHAPE[1:])
+    symbolic = tf_keras.Input(SHAPE[1:])
     outputs, probabilities = layer(symbolic, return_attention=True)
-    model = tf.keras.Model(symbolic, [outputs, probabilities])
+    model = tf_keras.Model(symbolic, [outputs, probabilities])
     assert model.output_shape == [(None, 8, 8, 64), (None, num_heads, 64, 16)]
     layer.sigma_ratio.assign(0.5)
     u_before = [convolution.u.numpy() for convolution in _conv_weights(layer)]

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf.batch_normalization import ConditionalBatchNormalization
 
@@ -98,9 +99,9 @@ def test_config_round_trip_gives_the_same_layer_and_outputs(num_classes):
 def test_symbolic_eager_and_unknown_batch_function_calls_agree(num_classes):
     inputs, labels = random_batch(3)
     layer = ConditionalBatchNormalization(num_classes)
-    image_input = tf.keras.Input((3, 3, 5))
-    label_input = tf.keras.Input((), dtype=tf.int32)
-    model = tf.keras.Model([image_input, label_input], layer(image_input, label_input))
+    image_input = tf_keras.Input((3, 3, 5))
+    label_input = tf_keras.Input((), dtype=tf.int32)
+    model = tf_keras.Model([image_input, label_input], layer(image_input, label_input))
     assert model.output_shape == (None, 3, 3, 5)
     make_random = np.random.default_rng(4)
     layer.gamma.assign(1.0 + make_random.standard_normal(layer.gamma.shape).astype(np.float32))

@@ -7,6 +7,7 @@ maps (8x16 has 32 keys, stride 5, so its last block is incomplete and padded).
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf import masks
 from ylg_tf.attention import LOCAL_PATTERNS, LocalSparseAttention
@@ -22,12 +23,12 @@ PATTERN_GEOMETRIES = [(pattern, geometry) for pattern in LOCAL_PATTERNS for geom
 
 @pytest.fixture
 def float64_layers():
-    previous = tf.keras.backend.floatx()
-    tf.keras.backend.set_floatx("float64")
+    previous = tf_keras.backend.floatx()
+    tf_keras.backend.set_floatx("float64")
     try:
         yield
     finally:
-        tf.keras.backend.set_floatx(previous)
+        tf_keras.backend.set_floatx(previous)
 
 
 def _inputs(grid, seed, dtype="float32"):

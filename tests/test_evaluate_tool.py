@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_gan as tfgan
+from ylg_tf.tfgan_import import tfgan
 from PIL import Image
 
 from fake_inception import write_fake_inception_savedmodel

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf import export
 from ylg_tf.config import ModelConfig
@@ -20,7 +21,7 @@ MODEL_CONFIG = ModelConfig(
 
 def _randomized_generator(seed):
     """A built generator whose u vectors, moving statistics and attention gate are random, not initial."""
-    tf.keras.utils.set_random_seed(seed)
+    tf_keras.utils.set_random_seed(seed)
     generator = Generator(MODEL_CONFIG).build_for_config()
     rng = np.random.default_rng(seed)
     for variable in generator.variables:

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 from PIL import Image
 
 from conftest import ORIGINAL_FIXTURE_DIRECTORY
@@ -49,7 +50,7 @@ BAD_INPUTS = {
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("generate")
     trained = root / "trained"
-    tf.keras.utils.set_random_seed(0)
+    tf_keras.utils.set_random_seed(0)
     generator, discriminator = build_networks(CONFIG.model)
     workdir.save_config(CONFIG, trained)
     workdir.write_checkpoint(trained, generator, discriminator, step=2)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_gan as tfgan
+from ylg_tf.tfgan_import import tfgan
 import tensorflow_hub as hub
 
 from fake_inception import write_fake_inception_savedmodel

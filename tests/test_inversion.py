@@ -4,6 +4,7 @@ per-restart losses, the original's batch objective against NumPy, self-inversion
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf import inversion, latents
 from ylg_tf.config import get_preset
@@ -13,7 +14,7 @@ MODEL = get_preset("test").model  # 32x32, 32 channels, YLG attention (D: 8 head
 
 
 def tiny_networks(seed, settle_discriminator=True):
-    tf.keras.utils.set_random_seed(seed)
+    tf_keras.utils.set_random_seed(seed)
     generator, discriminator = build_networks(MODEL)
     if settle_discriminator:
         # A trained D's spectral-norm u vectors sit at their power-iteration fixed point; a fresh D's do not,
@@ -75,7 +76,7 @@ def test_labels_are_checked_against_the_number_of_classes():
 
 
 def test_generate_images_in_batches_matches_one_call():
-    tf.keras.utils.set_random_seed(0)
+    tf_keras.utils.set_random_seed(0)
     generator, _ = build_networks(MODEL)
     draws = latents.standard_normal_latents(5, MODEL.z_dim, seed=0)
     labels = np.array([0, 1, 2, 3, MODEL.num_classes - 1])

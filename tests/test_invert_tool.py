@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 from PIL import Image
 
 from tool_runner import run_tool
@@ -54,7 +55,7 @@ def runs(tmp_path_factory):
     """Every tool run of this module. They are independent, so they run side by side, two at a time."""
     root = tmp_path_factory.mktemp("invert")
     directory = root / "workdir"
-    tf.keras.utils.set_random_seed(0)
+    tf_keras.utils.set_random_seed(0)
     generator, discriminator = build_networks(CONFIG.model)
     workdir.save_config(CONFIG, directory)
     workdir.write_checkpoint(directory, generator, discriminator, step=2)

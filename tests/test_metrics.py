@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.special
-import tensorflow_gan as tfgan
+from ylg_tf.tfgan_import import tfgan
 
 from ylg_tf import metrics
 

@@ -8,6 +8,7 @@ structure and the state semantics (spec section 1) on tiny models.
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf import masks
 from ylg_tf.attention import LocalSparseAttention, SelfAttention
@@ -87,7 +88,7 @@ def changed_names(model, before):
 
 @pytest.fixture(scope="module")
 def small_networks():
-    tf.keras.utils.set_random_seed(0)
+    tf_keras.utils.set_random_seed(0)
     config = small_config(32)
     generator, discriminator = build_networks(config)
     # A non-zero attention scale, so that the attention output differs from its input.
@@ -102,7 +103,7 @@ def small_networks():
 
 @pytest.mark.parametrize("image_size", [32, 64, 128])
 def test_output_shapes_and_ranges(image_size):
-    tf.keras.utils.set_random_seed(1)
+    tf_keras.utils.set_random_seed(1)
     config = small_config(image_size)
     generator, discriminator = build_networks(config)
     z, labels = generator_inputs(config)
@@ -172,7 +173,7 @@ def test_networks_trace_with_an_unknown_batch(small_networks):
 
 @pytest.mark.parametrize("attention", ATTENTION_KINDS)
 def test_every_attention_kind_builds_the_documented_layers(attention):
-    tf.keras.utils.set_random_seed(2)
+    tf_keras.utils.set_random_seed(2)
     config = small_config(32, attention=attention)
     generator, discriminator = build_networks(config)
     z, labels = generator_inputs(config)
@@ -301,7 +302,7 @@ def test_config_round_trip_goes_through_json(small_networks):
     ids=["generator_block", "optimized_discriminator_block", "flat_discriminator_block"],
 )
 def test_blocks_weights_config_round_trip_and_unknown_batch(make, input_shape, output_shape, weight_shapes):
-    tf.keras.utils.set_random_seed(5)
+    tf_keras.utils.set_random_seed(5)
     rng = np.random.default_rng(6)
     inputs = rng.standard_normal(input_shape).astype(np.float32)
     labels = np.array([0, 2], np.int32)

@@ -8,6 +8,7 @@ by max(1, sigma), "exact" by sigma.
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf.spectral_normalization import (
     SpectralConv2D,
@@ -104,7 +105,7 @@ LAYER_CASES = {
 
 @pytest.fixture(params=sorted(LAYER_CASES))
 def layer_case(request):
-    tf.keras.utils.set_random_seed(1)
+    tf_keras.utils.set_random_seed(1)
     return LAYER_CASES[request.param]
 
 
@@ -140,8 +141,8 @@ def test_symbolic_eager_and_unknown_batch_function_calls_agree(layer_case):
     inputs = layer_case["inputs"](np.random.default_rng(0))
     layer = layer_case["make"]()
     shape, dtype = layer_case["input_spec"]
-    symbolic_input = tf.keras.Input(shape=shape, dtype=dtype)
-    model = tf.keras.Model(symbolic_input, layer(symbolic_input))
+    symbolic_input = tf_keras.Input(shape=shape, dtype=dtype)
+    model = tf_keras.Model(symbolic_input, layer(symbolic_input))
     assert model.output_shape == layer_case["output_shape"]
 
     u_before = layer.u.numpy()

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from conftest import REPOSITORY_ROOT
 from ylg_tf import workdir as workdirs
@@ -81,7 +82,7 @@ def test_one_step_on_two_replicas_equals_one_replica():
 
 def test_step_compiles_with_xla_and_matches_the_plain_step():
     strategy = tf.distribute.get_strategy()
-    tf.keras.utils.set_random_seed(11)
+    tf_keras.utils.set_random_seed(11)
     # A larger Adam epsilon keeps near-zero gradients from turning rounding noise into +-lr updates.
     config = TEST_CONFIG.replace(training={"epsilon": 1e-2})
     plain = Trainer(config, strategy)
@@ -147,16 +148,17 @@ def test_exact_resume_equals_an_uninterrupted_run(tmp_path):
     code = f"""
 import sys; sys.path.insert(0, {str(REPOSITORY_ROOT)!r})
 import tensorflow as tf
+import tf_keras
 tf.config.experimental.enable_op_determinism()
 from ylg_tf.config import get_preset
 from ylg_tf.experiment import run_training
 config = get_preset("test").replace(training={{"train_steps": 4, "steps_per_loop": 2, "checkpoint_every": 2}})
 strategy = tf.distribute.get_strategy()
-tf.keras.utils.set_random_seed(0)
+tf_keras.utils.set_random_seed(0)
 run_training(config, {str(tmp_path / 'straight')!r}, strategy, log=lambda m: None)
-tf.keras.utils.set_random_seed(0)
+tf_keras.utils.set_random_seed(0)
 run_training(config.replace(training={{"train_steps": 2}}), {str(tmp_path / 'resumed')!r}, strategy, log=lambda m: None)
-tf.keras.utils.set_random_seed(99)  # a resumed run must not depend on fresh initial weights
+tf_keras.utils.set_random_seed(99)  # a resumed run must not depend on fresh initial weights
 run_training(config, {str(tmp_path / 'resumed')!r}, strategy, log=print)
 """
     completed = subprocess.run(
@@ -309,8 +311,8 @@ def test_one_step_is_a_d_update_then_a_g_update_against_the_updated_d():
 
     generator, discriminator = reference.generator, reference.discriminator
     adam = dict(beta_1=0.0, beta_2=0.999, epsilon=1e-2)
-    d_optimizer = tf.keras.optimizers.Adam(1e-2, **adam)
-    g_optimizer = tf.keras.optimizers.Adam(1e-4, **adam)
+    d_optimizer = tf_keras.optimizers.Adam(1e-2, **adam)
+    g_optimizer = tf_keras.optimizers.Adam(1e-4, **adam)
     fakes = generator((z_d, labels_d), training=True)
     with tf.GradientTape() as tape:
         # One D call on real and fake together: one spectral-norm update per D forward.

@@ -12,6 +12,7 @@ import uuid
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 from PIL import Image
 
 from ylg_tf import command_line, files, visualization, workdir
@@ -136,7 +137,7 @@ def test_png_and_gif_files_on_any_filesystem(tmp_path, filesystem):
 @pytest.fixture(scope="module")
 def networks():
     config = tiny_config()
-    tf.keras.utils.set_random_seed(1)
+    tf_keras.utils.set_random_seed(1)
     return config, Generator(config.model).build_for_config(), Discriminator(config.model).build_for_config()
 
 

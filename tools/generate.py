@@ -23,6 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
 from absl import flags  # noqa: E402
 
 from ylg_tf import command_line, latents, saliency, visualization, workdir  # noqa: E402
@@ -74,7 +75,7 @@ def main(argv):
     written = [
         visualization.write_class_grid(
             generator, labels, FLAGS.num, FLAGS.seed, truncation, os.path.join(output_dir, "class_grid.png"),
-            progress=tf.keras.utils.Progbar(len(labels) * FLAGS.num).add,
+            progress=tf_keras.utils.Progbar(len(labels) * FLAGS.num).add,
         )
     ]
     if FLAGS.interpolate:
@@ -84,7 +85,7 @@ def main(argv):
             visualization.write_interpolations(
                 generator, labels, steps, FLAGS.seed, truncation,
                 os.path.join(output_dir, "interpolation.png"), os.path.join(output_dir, "interpolation.gif"),
-                progress=tf.keras.utils.Progbar(len(labels) * steps).add,
+                progress=tf_keras.utils.Progbar(len(labels) * steps).add,
             )
         )
     if point is not None:

@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
 from absl import flags  # noqa: E402
 
 from ylg_tf import command_line, files, inversion, latents, workdir  # noqa: E402
@@ -96,7 +97,7 @@ def main(argv):
     print(f"inverting {'a model sample' if true_latent is not None else FLAGS.image} (class {label}) "
           f"with {config.restarts} restarts x {config.steps} steps")
 
-    progress_bar = tf.keras.utils.Progbar(config.steps, stateful_metrics=["best loss"])
+    progress_bar = tf_keras.utils.Progbar(config.steps, stateful_metrics=["best loss"])
     result = inversion.invert(
         generator,
         discriminator,

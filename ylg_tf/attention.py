@@ -14,6 +14,7 @@ Einsum letters: b batch, n heads, q queries, k keys, d channels of one head.
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf import masks
 from ylg_tf.spectral_normalization import U_UPDATES, SpectralConv2D
@@ -41,7 +42,7 @@ def _max_pool_2x2(tensor):
     return tf.nn.max_pool2d(tensor, ksize=2, strides=2, padding="VALID")
 
 
-class PooledAttention(tf.keras.layers.Layer):
+class PooledAttention(tf_keras.layers.Layer):
     """Shared machinery of SAGAN and YLG attention; subclasses choose heads and masks.
 
     `call(inputs, training=None, return_attention=False)` returns the outputs [B, h, w, C], or

@@ -8,6 +8,7 @@ looked up by label (conditional), or a single row [1, 1, 1, C] (unconditional), 
 """
 
 import tensorflow as tf
+import tf_keras
 
 
 def _all_reduce_sum(values):
@@ -18,7 +19,7 @@ def _all_reduce_sum(values):
     return replica_context.all_reduce(tf.distribute.ReduceOp.SUM, values)
 
 
-class ConditionalBatchNormalization(tf.keras.layers.Layer):
+class ConditionalBatchNormalization(tf_keras.layers.Layer):
     """Normalises [B, H, W, C] inputs; `call(inputs, labels=None, training=None)`.
 
     Args:

@@ -38,6 +38,7 @@ import uuid
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf import builtin_shapes
 
@@ -119,8 +120,8 @@ def train_classifier(progress=None):
         (classifier, held-out accuracy as a float).
     """
     classifier = ShapesClassifier(SEED)
-    learning_rate = tf.keras.optimizers.schedules.CosineDecay(LEARNING_RATE, TRAINING_STEPS)
-    optimizer = tf.keras.optimizers.Adam(learning_rate)
+    learning_rate = tf_keras.optimizers.schedules.CosineDecay(LEARNING_RATE, TRAINING_STEPS)
+    optimizer = tf_keras.optimizers.Adam(learning_rate)
     batches = builtin_shapes.builtin_shapes_dataset(IMAGE_SIZE, SEED, split="train").batch(BATCH_SIZE)
 
     @tf.function

@@ -42,6 +42,7 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf import files, image_io, visualization
 from ylg_tf.latents import check_label, standard_normal_latents
@@ -211,7 +212,7 @@ class InversionResult:
 
 def _make_optimizer(config):
     # The legacy Keras Adam is TF1's AdamOptimizer update, and the one tensorflow-addons' Lookahead wraps.
-    optimizer = tf.keras.optimizers.legacy.Adam(
+    optimizer = tf_keras.optimizers.legacy.Adam(
         learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8
     )
     if config.lookahead:

@@ -7,7 +7,7 @@ replicas' gradients (what the optimizer's all-reduce does) gives the gradient of
 """
 
 import tensorflow as tf
-import tensorflow_gan as tfgan
+from ylg_tf.tfgan_import import tfgan
 
 _SUM = tf.compat.v1.losses.Reduction.SUM
 

@@ -33,7 +33,7 @@ import logging
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_gan as tfgan
+from ylg_tf.tfgan_import import tfgan
 
 _STATISTICS_FORMAT_VERSION = 1
 # TF-GAN's `_symmetric_matrix_square_root` leaves singular values below this unrooted.

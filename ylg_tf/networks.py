@@ -16,6 +16,7 @@ The discriminator's "features" (h1_, used by inversion) are the input of its att
 import dataclasses
 
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf.attention import LocalSparseAttention, SelfAttention
 from ylg_tf.batch_normalization import ConditionalBatchNormalization
@@ -98,7 +99,7 @@ def downsample_average_2x(tensor):
     return tf.nn.avg_pool2d(tensor, ksize=2, strides=2, padding="VALID")
 
 
-class GeneratorBlock(tf.keras.layers.Layer):
+class GeneratorBlock(tf_keras.layers.Layer):
     """relu(CBN) -> up2 -> conv3x3 -> relu(CBN) -> conv3x3, plus conv1x1(up2(x)) shortcut."""
 
     def __init__(self, filters, num_classes, **kwargs):
@@ -125,7 +126,7 @@ class GeneratorBlock(tf.keras.layers.Layer):
         return config
 
 
-class DiscriminatorBlock(tf.keras.layers.Layer):
+class DiscriminatorBlock(tf_keras.layers.Layer):
     """Pre-activation block: relu, conv3x3, relu, conv3x3, [avgpool2]; conv1x1 [+ avgpool2] shortcut.
 
     optimized=True is the first block: no leading relu, and its shortcut pools before the 1x1 conv.
@@ -167,7 +168,7 @@ class DiscriminatorBlock(tf.keras.layers.Layer):
         return config
 
 
-class ConfiguredNetwork(tf.keras.Model):
+class ConfiguredNetwork(tf_keras.Model):
     """A network built from a ModelConfig, serialisable through it."""
 
     def get_config(self):

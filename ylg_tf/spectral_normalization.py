@@ -15,6 +15,7 @@ identically, so the first replica's value is the value of all of them.
 """
 
 import tensorflow as tf
+import tf_keras
 
 SIGMA_MODES = ("bounded", "exact")
 U_UPDATES = ("training", "always")
@@ -22,7 +23,7 @@ U_UPDATES = ("training", "always")
 
 def _glorot_uniform():
     # VarianceScaling(1, fan_avg, uniform), the original's initialiser for every kernel.
-    return tf.keras.initializers.VarianceScaling(scale=1.0, mode="fan_avg", distribution="uniform")
+    return tf_keras.initializers.VarianceScaling(scale=1.0, mode="fan_avg", distribution="uniform")
 
 
 def power_iteration(matrix, u):
@@ -35,7 +36,7 @@ def power_iteration(matrix, u):
     return sigma, new_u
 
 
-class SpectralNormalizedKernel(tf.keras.layers.Layer):
+class SpectralNormalizedKernel(tf_keras.layers.Layer):
     """Base for layers whose kernel is spectrally normalised; subclasses call `normalized_kernel`.
 
     Args:
@@ -58,7 +59,7 @@ class SpectralNormalizedKernel(tf.keras.layers.Layer):
         self.u = self.add_weight(
             name="spectral_norm_u",
             shape=(rows, 1),
-            initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
+            initializer=tf_keras.initializers.RandomNormal(stddev=1.0),
             trainable=False,
             synchronization=tf.VariableSynchronization.ON_WRITE,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,

@@ -13,6 +13,7 @@ gradients. Batch-norm statistics are synchronised by the layers themselves.
 import dataclasses
 
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf.config import ExperimentConfig
 from ylg_tf.losses import discriminator_hinge_loss, generator_hinge_loss
@@ -22,7 +23,7 @@ METRIC_NAMES = ("discriminator_loss", "generator_loss", "real_logits", "fake_log
 
 
 def _adam(learning_rate, training_config):
-    return tf.keras.optimizers.Adam(
+    return tf_keras.optimizers.Adam(
         learning_rate=learning_rate,
         beta_1=training_config.beta_1,
         beta_2=training_config.beta_2,
