@@ -12,12 +12,11 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-# TensorFlow's C++ start-up messages (CUDA plugins, CPU features) are noise here; set 0 to see them.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from ylg_tf import command_line  # noqa: E402
+
+command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows them
 
 from absl import flags  # noqa: E402
-
-from ylg_tf import command_line  # noqa: E402
 
 flags.DEFINE_string("preset", "demo", "Named config: demo, test, sagan, sagan_8heads, ylg, ylg_no_esa, ylg_strided, sagan_cifar, ylg_cifar.")
 flags.DEFINE_string("workdir", None, "Work directory (default: runs/<preset>).")
@@ -68,7 +67,6 @@ def main(argv):
     config = resolved_config()
     workdir = FLAGS.workdir or os.path.join("runs", FLAGS.preset)
 
-    import tensorflow as tf
     import tf_keras
 
     from ylg_tf.distribution import create_strategy

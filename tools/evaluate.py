@@ -30,8 +30,9 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-# TensorFlow's C++ start-up messages (CUDA plugins, CPU features) are noise here; set 0 to see them.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from ylg_tf import command_line  # noqa: E402
+
+command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows them
 
 from absl import flags  # noqa: E402
 

@@ -7,17 +7,16 @@ Usage:
       [--overwrite]
 """
 
-import os
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-# TensorFlow's C++ start-up messages (CUDA plugins, CPU features) are noise here; set 0 to see them.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from ylg_tf import command_line  # noqa: E402
+
+command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows them
 
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line  # noqa: E402
 from ylg_tf.config import ATTENTION_KINDS, IMAGE_SIZES  # noqa: E402
 from ylg_tf.original_checkpoint import check_workdir_free, import_into_workdir, infer_model_sizes  # noqa: E402
 

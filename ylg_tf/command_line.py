@@ -10,6 +10,7 @@ a traceback. Set YLG_TRACEBACK=1 to see the traceback anyway.
 
 import os
 import sys
+import tempfile
 
 from absl import app, flags
 from absl import logging as absl_logging
@@ -19,6 +20,38 @@ USER_ERRORS = (ValueError, OSError)
 _TENSORFLOW_FILE_ERRORS = ("NotFoundError", "PermissionDeniedError", "UnauthenticatedError")
 EXIT_USER_ERROR = 2
 CLASSIFIER_CACHE_ENVIRONMENT_VARIABLE = "YLG_TF_CACHE_DIR"
+TENSORFLOW_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+
+
+def hide_tensorflow_start_up_messages():
+    """Imports TensorFlow with its C++ start-up messages kept off the terminal; call before any TF import.
+
+    TF_CPP_MIN_LOG_LEVEL defaults to 3 (errors hidden). That alone is not enough: TF 2.16+ writes lines
+    such as "All log messages before absl::InitializeLog() is called are written to STDERR" and "Could not
+    find cuda drivers" while it loads, before it reads the level. So at level 3 the import runs with file
+    descriptor 2 pointed at a temporary file, which is shown only if the import fails. Setting
+    TF_CPP_MIN_LOG_LEVEL to 0, 1 or 2 shows everything TensorFlow prints.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    if os.environ.setdefault(TENSORFLOW_LOG_LEVEL_VARIABLE, "3") != "3":
+        import tensorflow  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(terminal, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(terminal, 2)
+            os.close(terminal)
 
 
 def default_classifier_cache_directory():
