@@ -14,6 +14,10 @@ and `tf.estimator` was removed from TensorFlow in 2.16. This module's shim, used
    placeholders again, so TensorFlow's namespace looks as before. TF-GAN's Estimator and hook classes are
    then unusable (nothing here uses them); `tfgan.eval` and `tfgan.losses` are TF-GAN's unchanged code.
 
+What TF-GAN's code itself cannot do on TF >= 2.16: `tfgan.eval.classifier_fn_from_tfhub` (and so
+`run_inception`) flattens through `tf.compat.v1.layers`, which is Keras 3's there and raises. ylg_tf does not
+use it: `inception.py` loads the classifier with tensorflow_hub itself and flattens the same way.
+
 TF-GAN also imports `distutils`, gone from Python 3.12; setuptools provides it (the current stack pins
 `setuptools<81`, whose `pkg_resources` tensorflow-hub 0.16.1 still imports).
 """
@@ -52,4 +56,5 @@ def _import_tfgan():
     return _import_with_estimator_placeholders()
 
 
+TFGAN_WAS_SHIMMED = not hasattr(tf, "estimator")
 tfgan = _import_tfgan()
