@@ -160,3 +160,15 @@ def test_attention_benchmark_writes_its_report(tmp_path):
         assert result["median_seconds"] > 0 and result["peak_rss_gb"] > 0
     for ratio in report["ratios"]["attention"]["8"].values():
         assert ratio["speedup"] > 0
+
+
+@pytest.mark.parametrize(
+    "pythons, detail",
+    [("/nonexistent/python,/nonexistent/other", "'/nonexistent/python' does not exist"),
+     (sys.executable, "must name at least two interpreters")],
+)
+def test_stacks_benchmark_names_bad_interpreters_in_one_line(pythons, detail):
+    completed = _run("stacks.py", f"--pythons={pythons}")
+    assert completed.returncode == 2
+    last_line = completed.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and detail in last_line, last_line
