@@ -33,9 +33,13 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 
 import tensorflow as tf
-import tensorflow_hub as hub
+
+with warnings.catch_warnings():  # tensorflow-hub 0.16.1 imports pkg_resources, which setuptools 80 deprecates
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    import tensorflow_hub as hub
 
 DEFAULT_INCEPTION = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
 INCEPTION_IMAGE_SIZE = 299
