@@ -37,14 +37,12 @@ import io
 import json
 import logging
 import os
-import warnings
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
-from ylg_tf import files, image_io, visualization
+from ylg_tf import files, image_io, lookahead, visualization
 from ylg_tf.latents import check_label, standard_normal_latents
 from ylg_tf.saliency import key_saliency
 
@@ -211,19 +209,15 @@ class InversionResult:
 
 
 def _make_optimizer(config):
-    # The legacy Keras Adam is TF1's AdamOptimizer update, and the one tensorflow-addons' Lookahead wraps.
-    optimizer = tf_keras.optimizers.legacy.Adam(
-        learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8
+    # The legacy Adam is TF1's AdamOptimizer update; ylg_tf.lookahead picks the Lookahead for this stack.
+    return lookahead.make_adam(
+        learning_rate=config.learning_rate,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        lookahead_sync_period=config.lookahead_sync_period if config.lookahead else None,
+        lookahead_slow_step_size=config.lookahead_slow_step_size,
     )
-    if config.lookahead:
-        with warnings.catch_warnings():  # tensorflow-addons warns on import that it is in maintenance mode
-            warnings.simplefilter("ignore")
-            import tensorflow_addons as tfa
-
-        optimizer = tfa.optimizers.Lookahead(
-            optimizer, sync_period=config.lookahead_sync_period, slow_step_size=config.lookahead_slow_step_size
-        )
-    return optimizer
 
 
 def invert(
@@ -269,7 +263,7 @@ def invert(
     pixel_weight = tf.constant(config.pixel_loss_weight, tf.float32)
     optimizer = _make_optimizer(config)
     # Creating the slots now spares tf.function a second trace (it retraces a function that made variables).
-    optimizer._create_all_weights([latents])
+    lookahead.create_weights(optimizer, [latents])
 
     # Per-restart norms are reported either way; the objective sums them or takes one norm over the batch.
     objective_norms = _per_restart_norms if config.per_restart_objective else _batch_norms
