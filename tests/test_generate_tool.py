@@ -13,7 +13,6 @@ import tensorflow as tf
 import tf_keras
 from PIL import Image
 
-from conftest import ORIGINAL_FIXTURE_DIRECTORY
 from tool_runner import run_tool
 from ylg_tf import visualization, workdir
 from ylg_tf.config import get_preset
@@ -47,7 +46,7 @@ BAD_INPUTS = {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, original_checkpoint_prefix):
     root = tmp_path_factory.mktemp("generate")
     trained = root / "trained"
     tf_keras.utils.set_random_seed(0)
@@ -56,7 +55,7 @@ def runs(tmp_path_factory):
     workdir.write_checkpoint(trained, generator, discriminator, step=2)
 
     imported = root / "imported"
-    prefix = ORIGINAL_FIXTURE_DIRECTORY / "model.ckpt-1234"
+    prefix = original_checkpoint_prefix
     commands = {
         "import": ("import_original.py", [f"--checkpoint={prefix}", f"--workdir={imported}"]),
         "trained": (

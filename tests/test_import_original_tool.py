@@ -26,8 +26,8 @@ def description():
 
 
 @pytest.fixture(scope="module")
-def prefix(description):
-    return str(ORIGINAL_FIXTURE_DIRECTORY / description["checkpoint"]["prefix"])
+def prefix(original_checkpoint_prefix):
+    return original_checkpoint_prefix
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """Our networks, loaded from an original-format checkpoint, reproduce the original code's outputs.
 
-The fixture (YLG_ORIGINAL_FIXTURE, default ../shared/fixtures/ylg_original_small) was made by running the
+The fixture (YLG_ORIGINAL_FIXTURE, default tests/fixtures/ylg_original_small) was made by running the
 unmodified YLG code; every size is read from its fixture.json, so another fixture of the same layout works.
+Its checkpoint is the session fixture `original_checkpoint_prefix` (rebuilt from the fill rule when the
+directory holds no checkpoint data, see tests/original_fixture.py).
 Each golden group starts from the checkpoint state, so the checkpoint is reloaded before each one.
 """
 
@@ -23,11 +25,11 @@ from ylg_tf.original_checkpoint import (
 
 
 @pytest.fixture(scope="module", params=["dense", "block_sparse"])
-def fixture(request):
+def fixture(request, original_checkpoint_prefix):
     """The fixture, loaded into our networks with the original's masked dense attention or block-sparse."""
     description = json.loads((ORIGINAL_FIXTURE_DIRECTORY / "fixture.json").read_text())
     golden = dict(np.load(ORIGINAL_FIXTURE_DIRECTORY / "golden.npz"))
-    prefix = str(ORIGINAL_FIXTURE_DIRECTORY / description["checkpoint"]["prefix"])
+    prefix = original_checkpoint_prefix
     sizes = description["config"]
     model_config = ModelConfig(
         image_size=sizes["image_size"],
