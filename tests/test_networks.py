@@ -21,6 +21,7 @@ from ylg_tf.networks import (
     Generator,
     GeneratorBlock,
     build_networks,
+    placements,
 )
 
 NUM_CLASSES = 3
@@ -30,8 +31,8 @@ ATTENTION_CHANNELS = 64  # YLG attention needs C/8 divisible by its 8 heads
 def attention_sites(image_size):
     """(generator grid, generator multiplier, discriminator grid, discriminator multiplier) of the attention."""
     architecture = ARCHITECTURES[image_size]
-    generator_after = architecture.generator_attention_after
-    discriminator_after = architecture.discriminator_attention_after
+    generator_after = {128: 3, 64: 3, 32: 2}[image_size]  # the original's places (module docstring)
+    discriminator_after = {128: 2, 64: 1, 32: 2}[image_size]
     return (
         4 * 2**generator_after,
         architecture.generator_multipliers[generator_after - 1],
@@ -125,9 +126,10 @@ def test_output_shapes_and_ranges(image_size):
 def test_architectures_table_matches_the_spec():
     # Generator 128: blocks to 16, 8, 4, 2, 1 x gf with attention after block 3 (32x32); D: df .. 16df.
     assert ARCHITECTURES[128].generator_multipliers == (16, 8, 4, 2, 1)
-    assert ARCHITECTURES[128].generator_attention_after == 3
     assert ARCHITECTURES[128].discriminator_multipliers == (1, 2, 4, 8, 16)
-    assert ARCHITECTURES[128].discriminator_attention_after == 2
+    config = ModelConfig(image_size=128)
+    assert [(p.after, p.resolution, p.name) for p in placements(config, "generator")] == [(3, 32, "g_ops")]
+    assert [(p.after, p.resolution, p.name) for p in placements(config, "discriminator")] == [(2, 32, "d_ops")]
     for image_size, architecture in ARCHITECTURES.items():
         # Each G block doubles 4x4; each D block halves the image, and a flat block follows.
         assert 4 * 2 ** len(architecture.generator_multipliers) == image_size
@@ -345,7 +347,8 @@ def test_discriminator_features_are_the_attention_input(small_networks):
     restore(discriminator, before)
 
     hidden = tf.constant(images)
-    for block in discriminator.blocks[: discriminator.attention_after]:
+    (placement,) = discriminator.placements
+    for block in discriminator.blocks[: placement.after]:
         hidden = block(hidden)
     np.testing.assert_allclose(outputs["features"], hidden, rtol=1e-5, atol=1e-5)
     attended, probabilities = discriminator.d_ops(hidden, return_attention=True)

@@ -99,8 +99,9 @@ def test_step_compiles_with_xla_and_matches_the_plain_step():
         for a, b in zip(getattr(plain, network).variables, getattr(compiled, network).variables):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-6, err_msg=a.name)
     # The network updates really went through XLA.
+    step = tf.constant(0, tf.int64)
     traced = compiled._update_networks.get_concrete_function(
-        *next(iter(dataset)), compiled.latents(tf.constant(0, tf.int64), 0, 0), compiled.latents(tf.constant(0, tf.int64), 1, 0)
+        (next(iter(dataset)),), (compiled.latents(step, 0, 0),), compiled.latents(step, 1, 0)
     )
     assert traced.function_def.attr["_XlaMustCompile"].b
 

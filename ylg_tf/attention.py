@@ -47,9 +47,10 @@ class PooledAttention(tf_keras.layers.Layer):
 
     `call(inputs, training=None, return_attention=False)` returns the outputs [B, h, w, C], or
     (outputs, probabilities [B, heads, h*w, h*w/4]) when return_attention is True.
+    spectral_normalization=False uses the four 1x1 kernels unnormalised (a generator without SN).
     """
 
-    def __init__(self, num_heads=1, u_update="training", **kwargs):
+    def __init__(self, num_heads=1, u_update="training", spectral_normalization=True, **kwargs):
         super().__init__(**kwargs)
         if int(num_heads) <= 0:
             raise ValueError(f"num_heads={num_heads!r} must be a positive integer")
@@ -57,6 +58,7 @@ class PooledAttention(tf_keras.layers.Layer):
             raise ValueError(f"u_update={u_update!r} is not one of {U_UPDATES}")
         self.num_heads = int(num_heads)
         self.u_update = u_update
+        self.spectral_normalization = bool(spectral_normalization)
 
     def build(self, input_shape):
         _, height, width, channels = (None if d is None else int(d) for d in input_shape)
@@ -71,7 +73,13 @@ class PooledAttention(tf_keras.layers.Layer):
             )
         self.query_grid = (height, width)
         self.key_grid = (height // 2, width // 2)
-        convolution = dict(kernel_size=1, use_bias=False, sigma_mode="exact", u_update=self.u_update)
+        convolution = dict(
+            kernel_size=1,
+            use_bias=False,
+            sigma_mode="exact",
+            u_update=self.u_update,
+            normalize=self.spectral_normalization,
+        )
         self.conv_theta = SpectralConv2D(channels // 8, name="sn_conv_theta", **convolution)
         self.conv_phi = SpectralConv2D(channels // 8, name="sn_conv_phi", **convolution)
         self.conv_g = SpectralConv2D(channels // 2, name="sn_conv_g", **convolution)
@@ -132,7 +140,9 @@ class PooledAttention(tf_keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_heads=self.num_heads, u_update=self.u_update)
+        config.update(
+            num_heads=self.num_heads, u_update=self.u_update, spectral_normalization=self.spectral_normalization
+        )
         return config
 
 

@@ -11,8 +11,30 @@ ATTENTION_KINDS = ("sagan", "sagan_8heads", "ylg", "ylg_no_esa", "ylg_strided", 
 ATTENTION_GEOMETRIES = ("original", "aligned")
 ATTENTION_IMPLEMENTATIONS = ("dense", "block_sparse")
 IMAGE_SIZES = (32, 64, 128)
+ATTENTION_BLOCKS = ("attention", "residual")
+NETWORKS = ("generator", "discriminator")
+# Where the original puts its one attention layer: the feature-map side at its input, per image size.
+DEFAULT_ATTENTION_RESOLUTIONS = {
+    "generator": {128: 32, 64: 32, 32: 16},
+    "discriminator": {128: 32, 64: 32, 32: 8},
+}
 # ModelConfig fields that change how the networks compute, not what: a work directory may switch them.
 COMPUTATION_FIELDS = ("attention_implementation",)
+
+
+def feature_map_sizes(image_size, network):
+    """The feature-map sides where `network` can take an attention (or residual) block, smallest first.
+
+    The generator's blocks double a 4x4 map up to the image size (8, 16, ..., image_size); the
+    discriminator's halve the image down to 4x4 (image_size / 2, ..., 4).
+    """
+    sizes = []
+    size = 8 if network == "generator" else 4
+    limit = image_size if network == "generator" else image_size // 2
+    while size <= limit:
+        sizes.append(size)
+        size *= 2
+    return tuple(sizes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +47,13 @@ class ModelConfig:
     attention_implementation: how YLG attention is computed; both give the same outputs and gradients and
       load the same weights. "block_sparse" (default) scores only the keys each query may see, O(N sqrt N);
       "dense" builds the original's masked [heads, Nq, Nk] score matrix (the reference).
+    generator_attention_resolutions / discriminator_attention_resolutions: the feature-map sides (e.g.
+      (32,) or (16, 64)) after which each network gets one block, as SAGAN's Table 1 ("feat32" = the 32x32
+      maps). None (default) is the original's one place: 32x32 at image sizes 64 and 128; G 16x16 and D 8x8
+      at 32. `feature_map_sizes` lists the sides each network has.
+    attention_block: what sits at those places: "attention" (a layer of the `attention` kind) or
+      "residual" (a residual block of the same width, SAGAN's Table 1 comparison; needs attention="none").
+    generator_spectral_norm: False trains G without spectral norm (SAGAN's "SN on D only" baseline).
     """
 
     image_size: int = 128
@@ -35,6 +64,10 @@ class ModelConfig:
     attention: str = "ylg"
     attention_geometry: str = "original"
     attention_implementation: str = "block_sparse"
+    generator_attention_resolutions: tuple = None
+    discriminator_attention_resolutions: tuple = None
+    attention_block: str = "attention"
+    generator_spectral_norm: bool = True
 
     def __post_init__(self):
         if self.image_size not in IMAGE_SIZES:
@@ -54,11 +87,57 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.attention_block not in ATTENTION_BLOCKS:
+            raise ValueError(f"attention_block={self.attention_block!r} is not one of {ATTENTION_BLOCKS}")
+        if self.attention_block == "residual" and self.attention != "none":
+            raise ValueError(
+                f"attention_block='residual' puts residual blocks where the attention layers would be; "
+                f"it needs attention='none', got attention={self.attention!r}"
+            )
+        if not isinstance(self.generator_spectral_norm, bool):
+            raise ValueError(f"generator_spectral_norm={self.generator_spectral_norm!r} must be true or false")
+        for network in NETWORKS:
+            name = f"{network}_attention_resolutions"
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, list):  # as read back from config.json
+                value = tuple(value)
+                object.__setattr__(self, name, value)
+            allowed = feature_map_sizes(self.image_size, network)
+            if not isinstance(value, tuple) or not value:
+                raise ValueError(
+                    f"{name}={value!r} must name one or more feature-map sizes of the {network} at "
+                    f"image_size={self.image_size}: {allowed}"
+                )
+            bad = [size for size in value if size not in allowed]
+            if bad:
+                raise ValueError(
+                    f"{name}={value!r}: the {network} at image_size={self.image_size} has no "
+                    f"{'x'.join([str(bad[0])] * 2)} feature map; choose from {allowed}"
+                )
+            if len(set(value)) != len(value):
+                raise ValueError(f"{name}={value!r} names a feature-map size twice")
+
+    def attention_resolutions(self, network):
+        """The feature-map sides of `network`'s attention (or residual) blocks, in network order."""
+        value = getattr(self, f"{network}_attention_resolutions")
+        if value is None:
+            return (DEFAULT_ATTENTION_RESOLUTIONS[network][self.image_size],)
+        # The generator's maps grow and the discriminator's shrink along the network.
+        return tuple(sorted(value, reverse=network == "discriminator"))
+
+    def has_attention_blocks(self):
+        """Whether the networks get anything at the attention places (a layer or a residual block)."""
+        return self.attention != "none" or self.attention_block == "residual"
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """The optimisation recipe (paper: hinge loss, Adam(0, 0.999, 1e-8), TTUR 1e-4 / 4e-4, batch 256)."""
+    """The optimisation recipe (paper: hinge loss, Adam(0, 0.999, 1e-8), TTUR 1e-4 / 4e-4, batch 256).
+
+    discriminator_steps: D updates per G update (one training step), each on its own real batch.
+    """
 
     batch_size: int = 256
     train_steps: int = 1_000_000
@@ -72,10 +151,11 @@ class TrainingConfig:
     eval_every: int = 0
     eval_num_samples: int = 10_000
     generator_ema_decay: float = 0.0
+    discriminator_steps: int = 1
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("batch_size", "train_steps", "steps_per_loop", "checkpoint_every"):
+        for name in ("batch_size", "train_steps", "steps_per_loop", "checkpoint_every", "discriminator_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}={value!r} must be a positive integer")

@@ -115,9 +115,9 @@ def _dataset_function(config: ExperimentConfig, start_step, num_replicas):
             input_context=input_context,
         )
         if builtin and start_step:
-            # Each replica of this pipeline has taken one batch per step.
+            # Each replica of this pipeline has taken one batch per discriminator update.
             replicas_here = num_replicas // input_context.num_input_pipelines
-            dataset = dataset.skip(start_step * replicas_here)
+            dataset = dataset.skip(start_step * replicas_here * training.discriminator_steps)
         return dataset
 
     return dataset_fn

@@ -9,6 +9,7 @@ power iteration on every forward pass:
 The output always uses u'. u is overwritten with u' only in training mode (or on every call, which is what
 the original discriminator does because it never receives a training flag). Convolutions, dense layers and
 the projection embedding divide by max(1, sigma); the attention 1x1 convolutions divide by sigma exactly.
+With normalize=False a layer uses its kernel as it is and has no u (SAGAN's "SN on D only" generator).
 
 u is created with `ONLY_FIRST_REPLICA` aggregation: u' depends only on W and u, which every replica holds
 identically, so the first replica's value is the value of all of them.
@@ -44,9 +45,10 @@ class SpectralNormalizedKernel(tf_keras.layers.Layer):
         "exact" divides by sigma (the original's attention 1x1 convolutions).
       u_update: "training" stores u' only when called with training=True (the original generator);
         "always" stores it on every call (the original discriminator).
+      normalize: False uses the kernel unnormalised and creates no u (the layer keeps its name and weights).
     """
 
-    def __init__(self, sigma_mode="bounded", u_update="training", **kwargs):
+    def __init__(self, sigma_mode="bounded", u_update="training", normalize=True, **kwargs):
         super().__init__(**kwargs)
         if sigma_mode not in SIGMA_MODES:
             raise ValueError(f"sigma_mode={sigma_mode!r} is not one of {SIGMA_MODES}")
@@ -54,8 +56,12 @@ class SpectralNormalizedKernel(tf_keras.layers.Layer):
             raise ValueError(f"u_update={u_update!r} is not one of {U_UPDATES}")
         self.sigma_mode = sigma_mode
         self.u_update = u_update
+        self.normalize = bool(normalize)
 
     def add_spectral_u(self, rows):
+        if not self.normalize:
+            self.u = None
+            return
         self.u = self.add_weight(
             name="spectral_norm_u",
             shape=(rows, 1),
@@ -67,6 +73,8 @@ class SpectralNormalizedKernel(tf_keras.layers.Layer):
 
     def normalized_kernel(self, kernel, training):
         """kernel [..., out] -> kernel / sigma (or max(1, sigma)), storing u' when the mode says so."""
+        if not self.normalize:
+            return kernel
         matrix = tf.reshape(kernel, [-1, kernel.shape[-1]])  # [rows, out]
         sigma, new_u = power_iteration(matrix, self.u)
         if self.u_update == "always" or training:
@@ -77,7 +85,7 @@ class SpectralNormalizedKernel(tf_keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(sigma_mode=self.sigma_mode, u_update=self.u_update)
+        config.update(sigma_mode=self.sigma_mode, u_update=self.u_update, normalize=self.normalize)
         return config
 
 

@@ -1,7 +1,9 @@
 """The trainer: the original SAGAN/YLG training step, run `num_steps` at a time inside one tf.function.
 
 One global step (spec section 4) = one discriminator update on the real batch and fresh fakes, then one
-generator update with a fresh G forward and a D forward that sees the updated D. Fake labels are uniform over
+generator update with a fresh G forward and a D forward that sees the updated D. With discriminator_steps=k
+a step makes k discriminator updates, each on its own real batch and fresh fakes, before the generator's.
+Fake labels are uniform over
 the classes. Latents come from stateless random ops keyed by (seed, step, phase): every replica draws the
 global batch of latents and keeps its own slice, so the result does not depend on the replica count, and
 resuming at a step reproduces the same draws with no random state to save.
@@ -106,9 +108,14 @@ class Trainer:
         """The generator to draw samples from: the moving average when training keeps one."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
-    def latents(self, step, phase, replica_index):
-        """This replica's slice of the global (z, labels) for a step and phase (0: D update, 1: G update)."""
+    def latents(self, step, phase, replica_index, discriminator_update=0):
+        """This replica's slice of the global (z, labels) for a step and phase (0: D update, 1: G update).
+
+        discriminator_update > 0 numbers the extra D updates of a step (discriminator_steps > 1).
+        """
         seed = tf.stack([tf.cast(self.config.training.seed, tf.int64), step * 2 + phase])
+        if discriminator_update:
+            seed = tf.random.experimental.stateless_fold_in(seed, discriminator_update)
         noise_seed, label_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
         model = self.config.model
         z = tf.random.stateless_normal([self.global_batch_size, model.z_dim], seed=noise_seed)
@@ -127,22 +134,24 @@ class Trainer:
             else:
                 average.assign(variable)  # u vectors and batch-norm statistics follow G directly
 
-    def _replica_step(self, images, labels):
+    def _replica_step(self, batches):
+        """batches: one (images, labels) pair per discriminator update of the step."""
         replica_index = tf.distribute.get_replica_context().replica_id_in_sync_group
         step = self.step.read_value()
         # Latents are drawn outside the (optionally XLA-compiled) update: XLA's stateless random kernels
         # give other numbers than TensorFlow's, and the draws must not depend on compilation.
-        discriminator_latents = self.latents(step, 0, replica_index)
+        discriminator_latents = tuple(
+            self.latents(step, 0, replica_index, discriminator_update=update) for update in range(len(batches))
+        )
         generator_latents = self.latents(step, 1, replica_index)
-        metrics = self._update_networks(images, labels, discriminator_latents, generator_latents)
+        metrics = self._update_networks(batches, discriminator_latents, generator_latents)
         self.step.assign_add(1)
         return metrics
 
-    def _update_networks_eager(self, images, labels, discriminator_latents, generator_latents):
+    def _update_discriminator(self, images, labels, latents):
+        """One discriminator update on the real batch and fresh fakes; returns (loss, real, fake logits)."""
         generator, discriminator = self.generator, self.discriminator
-
-        # Discriminator update on the real batch and fresh fakes.
-        z, fake_labels = discriminator_latents
+        z, fake_labels = latents
         fakes = generator((z, fake_labels), training=True)
         with tf.GradientTape() as tape:
             logits = discriminator((tf.concat([images, fakes], 0), tf.concat([labels, fake_labels], 0)))
@@ -150,6 +159,19 @@ class Trainer:
             discriminator_loss = discriminator_hinge_loss(real_logits, fake_logits, self.global_batch_size)
         variables = discriminator.trainable_variables
         self.discriminator_optimizer.apply_gradients(zip(tape.gradient(discriminator_loss, variables), variables))
+        return discriminator_loss, real_logits, fake_logits
+
+    def _update_networks_eager(self, batches, discriminator_latents, generator_latents):
+        generator, discriminator = self.generator, self.discriminator
+
+        # Discriminator updates, each on its own real batch and fresh fakes; metrics are their means.
+        updates = [
+            self._update_discriminator(images, labels, latents)
+            for (images, labels), latents in zip(batches, discriminator_latents)
+        ]
+        discriminator_loss = tf.add_n([loss for loss, _, _ in updates]) / len(updates)
+        real_logits = tf.concat([real for _, real, _ in updates], 0)
+        fake_logits = tf.concat([fake for _, _, fake in updates], 0)
 
         # Generator update against the updated discriminator.
         z, fake_labels = generator_latents
@@ -161,7 +183,7 @@ class Trainer:
 
         if self.generator_ema is not None:
             self._update_ema()
-        scale = 1.0 / self.global_batch_size
+        scale = 1.0 / (self.global_batch_size * len(updates))
         return tf.stack(
             [
                 discriminator_loss,
@@ -174,8 +196,8 @@ class Trainer:
     def _train_loop_eager(self, iterator, num_steps):
         totals = tf.zeros([len(METRIC_NAMES)])
         for _ in tf.range(num_steps):
-            images, labels = next(iterator)
-            per_replica = self.strategy.run(self._replica_step, args=(images, labels))
+            batches = tuple(next(iterator) for _ in range(self.config.training.discriminator_steps))
+            per_replica = self.strategy.run(self._replica_step, args=(batches,))
             totals += self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
         return totals / tf.cast(num_steps, tf.float32)
 
@@ -191,7 +213,7 @@ class Trainer:
     def attention_sigma_ratios(self):
         """{layer name: sigma_ratio} for the attention layers, for summaries."""
         ratios = {}
-        for network, layer in ((self.generator, self.generator.g_ops), (self.discriminator, self.discriminator.d_ops)):
-            if layer is not None:
+        for network in (self.generator, self.discriminator):
+            for layer in network.attention_layers.values():
                 ratios[f"{network.name}/{layer.name}"] = float(layer.sigma_ratio.numpy())
         return ratios
