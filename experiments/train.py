@@ -18,7 +18,7 @@ command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows
 
 from absl import flags  # noqa: E402
 
-flags.DEFINE_string("preset", "demo", "Named config: demo, test, sagan, sagan_8heads, ylg, ylg_no_esa, ylg_strided, sagan_cifar, ylg_cifar.")
+flags.DEFINE_string("preset", "demo", "Named config (README, 'Presets'): demo, test, ylg, sagan, sagan_feat64, ylg_feat64, ...")
 flags.DEFINE_string("workdir", None, "Work directory (default: runs/<preset>).")
 flags.DEFINE_integer("train_steps", None, "Total training steps.")
 flags.DEFINE_integer("batch_size", None, "Global batch size (split over the replicas).")
@@ -33,6 +33,17 @@ flags.DEFINE_string(
 flags.DEFINE_string("attention_geometry", None, "original (the original's query folding) or aligned.")
 flags.DEFINE_integer("generator_channels", None, "gf_dim.")
 flags.DEFINE_integer("discriminator_channels", None, "df_dim.")
+flags.DEFINE_string(
+    "generator_attention_resolutions", None, "Feature-map sides of G's attention (or residual) blocks, e.g. 32 or 16,64."
+)
+flags.DEFINE_string(
+    "discriminator_attention_resolutions", None, "Feature-map sides of D's attention (or residual) blocks, e.g. 32."
+)
+flags.DEFINE_string("attention_block", None, "attention, or residual (a residual block in its place; attention=none).")
+flags.DEFINE_bool("generator_spectral_norm", None, "Spectral norm in G (--nogenerator_spectral_norm: SN on D only).")
+flags.DEFINE_integer("discriminator_steps", None, "D updates per G update, each on its own batch.")
+flags.DEFINE_float("generator_learning_rate", None, "G's Adam learning rate.")
+flags.DEFINE_float("discriminator_learning_rate", None, "D's Adam learning rate.")
 flags.DEFINE_string("tpu", None, "TPU name, 'local' or grpc://host:port. Default: GPUs if any, else CPU.")
 flags.DEFINE_integer("steps_per_loop", None, "Steps inside one tf.function between host updates.")
 flags.DEFINE_integer("checkpoint_every", None, "Checkpoint period in steps.")
@@ -45,11 +56,23 @@ FLAGS = flags.FLAGS
 _OVERRIDES = {
     "model": (
         "image_size", "num_classes", "attention", "attention_implementation", "attention_geometry",
-        "generator_channels", "discriminator_channels",
+        "generator_channels", "discriminator_channels", "generator_attention_resolutions",
+        "discriminator_attention_resolutions", "attention_block", "generator_spectral_norm",
     ),
-    "training": ("train_steps", "batch_size", "steps_per_loop", "checkpoint_every", "eval_every", "seed"),
+    "training": (
+        "train_steps", "batch_size", "steps_per_loop", "checkpoint_every", "eval_every", "seed",
+        "discriminator_steps", "generator_learning_rate", "discriminator_learning_rate",
+    ),
     "data": ("dataset", "data_dir"),
 }
+_SIZE_LISTS = ("generator_attention_resolutions", "discriminator_attention_resolutions")
+
+
+def _flag_value(name):
+    value = FLAGS[name].value
+    if name in _SIZE_LISTS:
+        return tuple(command_line.parse_integer_list(value, name))
+    return value
 
 
 def resolved_config():
@@ -57,7 +80,7 @@ def resolved_config():
 
     config = get_preset(FLAGS.preset)
     changes = {
-        section: {name: FLAGS[name].value for name in names if FLAGS[name].value is not None}
+        section: {name: _flag_value(name) for name in names if FLAGS[name].value is not None}
         for section, names in _OVERRIDES.items()
     }
     return config.replace(**changes)

@@ -234,7 +234,8 @@ def test_ylg_patterns_have_full_information_in_1d(names, n):
 
 
 @pytest.mark.parametrize("names", [LTR, RTL])
-@pytest.mark.parametrize("grid", [(4, 4), (8, 8)])
+# The key grids of attention on 4x4 ... 64x64 feature maps (keys are 2x2-pooled), every place a network has.
+@pytest.mark.parametrize("grid", [(2, 2), (4, 4), (8, 8), (16, 16), (32, 32)])
 def test_ylg_patterns_have_full_information_on_esa_grids(names, grid):
     assert masks.has_full_information(grid_steps("ylg", names, grid))
 

@@ -72,6 +72,10 @@ def test_demo_preset_end_to_end(tmp_path):
         ([f"--tpu=grpc://127.0.0.1:{_closed_port()}"], "unreachable"),
         (["--train_steps=abc"], "train_steps"),
         (["--eval_every=2", "--inception=/no/such/module"], "/no/such/module"),
+        (["--generator_attention_resolutions=16,64"], "has no 64x64 feature map; choose from (8, 16, 32)"),
+        (["--discriminator_attention_resolutions=8,x"], "--discriminator_attention_resolutions='8,x'"),
+        (["--attention_block=residual"], "needs attention='none', got attention='ylg'"),
+        (["--discriminator_steps=0"], "discriminator_steps=0"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, arguments, named):
@@ -80,3 +84,43 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, arguments, named):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
     assert named in lines[0]
+
+
+def test_placement_flags_reach_the_model_and_generate_draws_the_chosen_layer(tmp_path):
+    """SAGAN-paper switches from the command line, then tools/generate.py --attention_layer on that run."""
+    workdir = tmp_path / "placed"
+    result = _train(
+        "--preset=test", f"--workdir={workdir}", "--generator_attention_resolutions=8,16",
+        "--discriminator_attention_resolutions=4", "--nogenerator_spectral_norm", "--discriminator_steps=2",
+        "--generator_learning_rate=2e-4", "--train_steps=2", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["model"]["generator_attention_resolutions"] == [8, 16]
+    assert config["model"]["discriminator_attention_resolutions"] == [4]
+    assert config["model"]["generator_spectral_norm"] is False
+    assert config["training"]["discriminator_steps"] == 2 and config["training"]["generator_learning_rate"] == 2e-4
+    _, generator, discriminator, _ = workdirs.restore_networks(str(workdir))
+    assert [layer.name for layer in generator.attention_layers.values()] == ["g_ops_8", "g_ops"]
+    assert [layer.name for layer in discriminator.attention_layers.values()] == ["d_ops_4"]
+    reader = tf.train.load_checkpoint(workdirs.latest_checkpoint(workdir))
+    shapes = reader.get_variable_to_shape_map()
+    assert any("generator/g_ops_8/" in key for key in shapes)
+    assert reader.get_tensor("discriminator_optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE") == 4  # 2 steps x 2
+
+    generate = REPOSITORY_ROOT / "tools" / "generate.py"
+    common = [sys.executable, str(generate), f"--workdir={workdir}", "--labels=0", "--num=1", "--attention_at=16,8"]
+    drawn = subprocess.run(
+        common + ["--attention_layer=8", f"--output_dir={tmp_path / 'pictures'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert "query 34 of the (8, 8) grid, 8 heads" in drawn.stdout  # pixel (16, 8) of 32x32 -> cell (4, 2)
+    refused = subprocess.run(
+        common + ["--attention_layer=32"], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: the generator has no attention layer on 32x32 maps; its attention layers are on 8x8, 16x16"
+    ]

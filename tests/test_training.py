@@ -144,8 +144,10 @@ def _checkpoint_variables(path):
     }
 
 
-def test_exact_resume_equals_an_uninterrupted_run(tmp_path):
-    # Op determinism is process-wide, so this runs in a subprocess.
+@pytest.mark.parametrize("discriminator_steps", [1, 2])
+def test_exact_resume_equals_an_uninterrupted_run(tmp_path, discriminator_steps):
+    # Op determinism is process-wide, so this runs in a subprocess. With 2 D updates per step, the resumed
+    # data pipeline must skip two batches per step done.
     code = f"""
 import sys; sys.path.insert(0, {str(REPOSITORY_ROOT)!r})
 import tensorflow as tf
@@ -153,7 +155,9 @@ import tf_keras
 tf.config.experimental.enable_op_determinism()
 from ylg_tf.config import get_preset
 from ylg_tf.experiment import run_training
-config = get_preset("test").replace(training={{"train_steps": 4, "steps_per_loop": 2, "checkpoint_every": 2}})
+config = get_preset("test").replace(training={{
+    "train_steps": 4, "steps_per_loop": 2, "checkpoint_every": 2, "discriminator_steps": {discriminator_steps},
+}})
 strategy = tf.distribute.get_strategy()
 tf_keras.utils.set_random_seed(0)
 run_training(config, {str(tmp_path / 'straight')!r}, strategy, log=lambda m: None)
@@ -330,6 +334,68 @@ def test_one_step_is_a_d_update_then_a_g_update_against_the_updated_d():
     for network in ("generator", "discriminator"):
         for ours, theirs in zip(getattr(trainer, network).variables, getattr(reference, network).variables):
             np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=2e-6, err_msg=ours.name)
+
+
+def _two_batch_dataset():
+    """Two different real batches, alternating: (images [4, 32, 32, 3], labels [4]) each."""
+    images = tf.random.stateless_uniform([2, 4, 32, 32, 3], seed=[7, 8], minval=-1.0, maxval=1.0)
+    labels = tf.reshape(tf.range(8, dtype=tf.int32) % TEST_CONFIG.model.num_classes, [2, 4])
+    return tf.data.Dataset.from_tensor_slices((images, labels)).repeat()
+
+
+def test_discriminator_steps_make_that_many_d_updates_each_on_its_own_batch():
+    """discriminator_steps=2 against a reference written out here: D on batch 1, D on batch 2, then G."""
+    config = TEST_CONFIG.replace(
+        training={"epsilon": 1e-2, "discriminator_learning_rate": 1e-2, "discriminator_steps": 2}
+    )
+    trainer, reference = _twin_trainers(config)
+    step = tf.constant(0, tf.int64)
+    metrics = trainer.run_loop(iter(_two_batch_dataset()), 1)
+    assert metrics.step == 1
+    assert int(trainer.discriminator_optimizer.iterations.numpy()) == 2
+    assert int(trainer.generator_optimizer.iterations.numpy()) == 1
+
+    generator, discriminator = reference.generator, reference.discriminator
+    adam = dict(beta_1=0.0, beta_2=0.999, epsilon=1e-2)
+    d_optimizer = tf_keras.optimizers.Adam(1e-2, **adam)
+    g_optimizer = tf_keras.optimizers.Adam(1e-4, **adam)
+    d_losses = []
+    for update, (images, labels) in enumerate(_two_batch_dataset().take(2)):
+        z, fake_labels = reference.latents(step, 0, 0, discriminator_update=update)
+        fakes = generator((z, fake_labels), training=True)
+        with tf.GradientTape() as tape:
+            logits = discriminator((tf.concat([images, fakes], 0), tf.concat([labels, fake_labels], 0)))
+            real, fake = tf.split(logits, 2)
+            d_loss = tf.reduce_mean(tf.nn.relu(1.0 - real)) + tf.reduce_mean(tf.nn.relu(1.0 + fake))
+        variables = discriminator.trainable_variables
+        d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+        d_losses.append(float(d_loss))
+    z, fake_labels = reference.latents(step, 1, 0)
+    with tf.GradientTape() as tape:
+        g_loss = -tf.reduce_mean(discriminator((generator((z, fake_labels), training=True), fake_labels)))
+    variables = generator.trainable_variables
+    g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+
+    np.testing.assert_allclose(metrics.discriminator_loss, np.mean(d_losses), rtol=1e-5)
+    for network in ("generator", "discriminator"):
+        for ours, theirs in zip(getattr(trainer, network).variables, getattr(reference, network).variables):
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=2e-6, err_msg=ours.name)
+    # Each D update drew its own fakes.
+    first, second = (reference.latents(step, 0, 0, discriminator_update=update)[0] for update in (0, 1))
+    assert not np.allclose(first.numpy(), second.numpy())
+
+
+def test_discriminator_steps_count_over_a_loop():
+    config = TEST_CONFIG.replace(training={"discriminator_steps": 3})
+    trainer = Trainer(config, tf.distribute.get_strategy())
+    iterator = iter(tf.data.Dataset.range(1000).map(lambda index: (
+        tf.fill([4, 32, 32, 3], tf.cast(index, tf.float32) * 1e-3), tf.zeros([4], tf.int32)
+    )))
+    trainer.run_loop(iterator, 2)
+    assert int(trainer.step.numpy()) == 2
+    assert int(trainer.discriminator_optimizer.iterations.numpy()) == 6
+    assert int(trainer.generator_optimizer.iterations.numpy()) == 2
+    assert float(next(iterator)[0][0, 0, 0, 0]) == pytest.approx(6e-3)  # 6 real batches were taken
 
 
 def test_a_work_directory_resumes_only_its_own_model(trained_workdir):

@@ -2,7 +2,8 @@
 
 Usage:
   python tools/generate.py --workdir=DIR [--labels=0,1,2] [--num=8] [--truncation=T] [--seed=0]
-      [--interpolate [--interpolation_steps=8]] [--attention_at=ROW,COLUMN] [--output_dir=DIR]
+      [--interpolate [--interpolation_steps=8]] [--attention_at=ROW,COLUMN [--attention_layer=SIDE]]
+      [--output_dir=DIR]
 
 Writes to --output_dir (default <workdir>/generated/):
   class_grid.png                  one row per label, --num samples each
@@ -11,7 +12,8 @@ Writes to --output_dir (default <workdir>/generated/):
                                   point marked, then the generator's attention of that point over the keys,
                                   one column per head (magma overlay)
 --truncation=T resamples latent entries with |z| > T (0: no truncation). ROW,COLUMN are pixel coordinates
-of the generated image; they are mapped to the attention layer's query grid.
+of the generated image; they are mapped to the attention layer's query grid. A model with several attention
+layers (e.g. --generator_attention_resolutions=16,32) draws the one on SIDE x SIDE maps (--attention_layer).
 """
 
 import os
@@ -38,6 +40,9 @@ flags.DEFINE_integer("seed", 0, "Seed of the latents.")
 flags.DEFINE_bool("interpolate", False, "Also write interpolation strips (PNG) and an animation (GIF).")
 flags.DEFINE_integer("interpolation_steps", 8, "Images along each interpolation.", lower_bound=2)
 flags.DEFINE_string("attention_at", "", "ROW,COLUMN pixel whose generator attention is drawn, e.g. 16,8.")
+flags.DEFINE_integer(
+    "attention_layer", None, "With --attention_at: feature-map side of G's attention layer to draw; default the original's."
+)
 flags.DEFINE_string("output_dir", None, "Where to write; default <workdir>/generated.")
 flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
@@ -93,6 +98,7 @@ def main(argv):
         path, query, query_grid, num_heads = visualization.write_query_attention(
             generator, labels, FLAGS.num, FLAGS.seed, truncation, point,
             os.path.join(output_dir, f"attention_r{row}_c{column}.png"),
+            attention_resolution=FLAGS.attention_layer,
         )
         print(f"attention of pixel ({row}, {column}) = query {query} of the {query_grid} grid, {num_heads} heads")
         written.append(path)

@@ -49,6 +49,9 @@ flags.DEFINE_integer("restarts", 8, "Random restarts, optimised together as one 
 flags.DEFINE_integer("steps", 1000, "Adam steps.", lower_bound=1)
 flags.DEFINE_float("lr", 0.07, "Adam learning rate.")
 flags.DEFINE_string("heads", "", "Comma-separated D attention heads to weigh the loss; default 0,1,2,3 (RTL).")
+flags.DEFINE_integer(
+    "attention_layer", None, "Feature-map side of D's attention layer to use (models with several); default the original's."
+)
 flags.DEFINE_bool("lookahead", False, "Wrap Adam in Lookahead (k=5, alpha=0.5); the original did not.")
 flags.DEFINE_float("pixel_loss_weight", 0.0, "Weight of ||x - G(z)||_2 added to the loss; the original used 0.")
 flags.DEFINE_bool(
@@ -73,6 +76,7 @@ def inversion_config():
         pixel_loss_weight=FLAGS.pixel_loss_weight,
         per_restart_objective=FLAGS.per_restart_objective,
         seed=FLAGS.seed,
+        attention_resolution=FLAGS.attention_layer,
     )
 
 

@@ -217,6 +217,41 @@ def _cifar(attention):
     )
 
 
+# SAGAN's own experiments (Zhang et al., arXiv 1805.08318). Its Section 5 recipe: ImageNet 128x128, hinge
+# loss, Adam beta1 0 and beta2 0.9, TTUR (G 1e-4, D 4e-4), one D update per G update, batch 256. (The YLG
+# code, which the sagan/ylg presets follow, uses beta2 0.999.)
+_SAGAN_PAPER_TRAINING = TrainingConfig(beta_2=0.9)
+
+
+def _sagan_paper(attention="sagan", block="attention", resolution=None, image_size=128, **model):
+    """A row of SAGAN's Table 1: one block at the `resolution`x`resolution` maps of G and of D."""
+    resolutions = None if resolution is None else (resolution,)
+    model = ModelConfig(
+        image_size=image_size,
+        attention=attention,
+        attention_block=block,
+        generator_attention_resolutions=resolutions,
+        discriminator_attention_resolutions=resolutions,
+        **model,
+    )
+    if image_size == 128:
+        return ExperimentConfig(model=model, training=_SAGAN_PAPER_TRAINING)
+    cifar = _cifar(attention)
+    return dataclasses.replace(
+        cifar,
+        model=dataclasses.replace(model, num_classes=10),
+        training=dataclasses.replace(cifar.training, beta_2=0.9),
+    )
+
+
+def _sagan_stabilisation(generator_spectral_norm, discriminator_learning_rate, image_size=128):
+    """A model of SAGAN's Figure 3 (Section 5.1): the SN-GAN projection baseline without attention, 1:1 updates."""
+    config = _sagan_paper(attention="none", image_size=image_size, generator_spectral_norm=generator_spectral_norm)
+    return config.replace(
+        training={"generator_learning_rate": 1e-4, "discriminator_learning_rate": discriminator_learning_rate}
+    )
+
+
 PRESETS = {
     # Launch: python experiments/train.py --preset=sagan --tpu=NAME (reproduces SAGAN, FID 18.65 / IS 52.52).
     "sagan": _paper("sagan"),
@@ -227,6 +262,30 @@ PRESETS = {
     "ylg_strided": _paper("ylg_strided"),
     "sagan_cifar": _cifar("sagan"),
     "ylg_cifar": _cifar("ylg"),
+    # SAGAN's Table 1: self-attention at the 8x8 ... 64x64 maps of G and D (SAGAN reports feat32/feat64 best).
+    "sagan_feat8": _sagan_paper(resolution=8),
+    "sagan_feat16": _sagan_paper(resolution=16),
+    "sagan_feat32": _sagan_paper(resolution=32),
+    "sagan_feat64": _sagan_paper(resolution=64),
+    # SAGAN's Table 1: a residual block of the same width in place of the attention (SAGAN: attention wins).
+    "residual_feat8": _sagan_paper(attention="none", block="residual", resolution=8),
+    "residual_feat16": _sagan_paper(attention="none", block="residual", resolution=16),
+    "residual_feat32": _sagan_paper(attention="none", block="residual", resolution=32),
+    "residual_feat64": _sagan_paper(attention="none", block="residual", resolution=64),
+    # SAGAN's Figure 3: SN on D only (SN-GAN projection), SN on G and D, SN on G and D + TTUR.
+    "sngan_baseline": _sagan_stabilisation(generator_spectral_norm=False, discriminator_learning_rate=1e-4),
+    "sagan_sn_gd": _sagan_stabilisation(generator_spectral_norm=True, discriminator_learning_rate=1e-4),
+    "sagan_sn_gd_ttur": _sagan_stabilisation(generator_spectral_norm=True, discriminator_learning_rate=4e-4),
+    # YLG's attention on G's 64x64 maps (4096 queries x 1024 keys per head, practical only block-sparse);
+    # D keeps the original's 32x32 place, so the model also runs at half width (D's 64x64 maps have df
+    # channels, too few for 8 heads below df=64). The YLG recipe otherwise; no published result.
+    "ylg_feat64": ExperimentConfig(model=ModelConfig(attention="ylg", generator_attention_resolutions=(64,))),
+    # The same rows at 32x32 on CIFAR-10, where the maps exist in both networks (G 8..32, D 4..16).
+    "sagan_cifar_feat8": _sagan_paper(resolution=8, image_size=32),
+    "sagan_cifar_feat16": _sagan_paper(resolution=16, image_size=32),
+    "residual_cifar_feat8": _sagan_paper(attention="none", block="residual", resolution=8, image_size=32),
+    "residual_cifar_feat16": _sagan_paper(attention="none", block="residual", resolution=16, image_size=32),
+    "sngan_baseline_cifar": _sagan_stabilisation(False, 1e-4, image_size=32),
     # The first run: built-in shapes dataset, 32x32, YLG attention, 1000 CPU steps in about four minutes.
     "demo": ExperimentConfig(
         model=ModelConfig(

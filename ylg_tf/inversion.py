@@ -113,6 +113,9 @@ def pixel_loss(target_image, images):
 class InversionConfig:
     """How to invert one image. heads=None means heads 0-3 with 8-head attention, else every head.
 
+    attention_resolution: the feature-map side of D's attention layer whose saliency weighs the loss (and
+    whose input are the features); None is the original's place (or D's first attention layer).
+
     per_restart_objective=True is a deviation from the original: it optimises the sum of the restarts' own
     losses instead of the original's one norm over the batch per head (see the module docstring).
     """
@@ -128,6 +131,7 @@ class InversionConfig:
     per_restart_objective: bool = False
     seed: int = 0
     steps_per_call: int = 25  # optimisation steps per compiled call, between progress reports
+    attention_resolution: Optional[int] = None
 
     def __post_init__(self):
         for name in ("restarts", "steps", "lookahead_sync_period", "steps_per_call"):
@@ -163,12 +167,14 @@ def resolve_heads(heads, num_heads):
     return tuple(heads)
 
 
-def target_features_and_saliency(discriminator, image, label):
-    """D's features [1, rows, columns, C] and per-head saliency [1, heads, rows, columns] of one image."""
+def target_features_and_saliency(discriminator, image, label, attention_resolution=None):
+    """D's features [1, rows, columns, C] and per-head saliency [1, heads, rows, columns] of one image,
+    at D's attention layer on `attention_resolution` maps (None: the default place's)."""
     outputs = discriminator(
         (tf.convert_to_tensor(image[None], tf.float32), tf.constant([label], tf.int32)),
         return_features=True,
         return_attention=True,
+        attention_resolution=attention_resolution,
     )
     features, probabilities = outputs["features"], outputs["attention"]
     if probabilities is None:
@@ -250,7 +256,10 @@ def invert(
             f"initial_latents must be [{config.restarts}, {model_config.z_dim}], got {initial_latents.shape}"
         )
 
-    target_features, saliency = target_features_and_saliency(discriminator, image, label)
+    attention_resolution = config.attention_resolution
+    if attention_resolution is not None:
+        discriminator.attention_resolution(attention_resolution)  # a layer on those maps, or a clear error
+    target_features, saliency = target_features_and_saliency(discriminator, image, label, attention_resolution)
     heads = resolve_heads(config.heads, saliency.shape[1])
     logging.info(
         "inverting class %d with heads %s, %d restarts, %d steps, %s objective",
@@ -271,7 +280,9 @@ def invert(
     def losses():
         """(feature loss [R], pixel loss [R], objective scalar)."""
         images = generator((latents, labels), training=False)
-        features = discriminator((images, labels), return_features=True)["features"]
+        features = discriminator(
+            (images, labels), return_features=True, attention_resolution=attention_resolution
+        )["features"]
         feature_squares = _squared_weighted_differences(target_features, features, saliency, heads)  # [R, H]
         pixel_squares = _squared_pixel_differences(target_image, images)  # [R, 1]
         objective = tf.reduce_sum(objective_norms(feature_squares))
@@ -362,6 +373,7 @@ def inversion_report(result: InversionResult, config: InversionConfig, provenanc
     report.update(
         label=result.label,
         heads=list(result.heads),
+        attention_resolution=config.attention_resolution,
         restarts=config.restarts,
         steps=config.steps,
         learning_rate=config.learning_rate,

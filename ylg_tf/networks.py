@@ -26,7 +26,6 @@ import tf_keras
 from ylg_tf.attention import LocalSparseAttention, SelfAttention
 from ylg_tf.batch_normalization import ConditionalBatchNormalization
 from ylg_tf.block_sparse_attention import BlockSparseLocalAttention
-from ylg_tf import masks
 from ylg_tf.config import DEFAULT_ATTENTION_RESOLUTIONS, ModelConfig
 from ylg_tf.spectral_normalization import SpectralConv2D, SpectralDense, SpectralEmbedding
 
@@ -91,7 +90,7 @@ def attention_heads(model_config, network):
 
 
 def check_attention_channels(model_config):
-    """Fails early, naming the setting, when an attention layer's channels or grid do not suit its kind."""
+    """Fails early, naming the channel setting, when heads do not divide an attention layer's channels."""
     for network in ("generator", "discriminator"):
         heads = attention_heads(model_config, network)
         name = f"{network}_channels"
@@ -105,16 +104,6 @@ def check_attention_channels(model_config):
                     f"channels at {placement.resolution}x{placement.resolution} ({placement.multiplier} x "
                     f"{name} = {channels}) to be a multiple of {8 * heads}"
                 )
-            if heads and model_config.attention.startswith("ylg"):
-                side = placement.resolution
-                try:
-                    masks.query_key_rows((side, side), (side // 2, side // 2), model_config.attention_geometry)
-                    masks.pattern_layout(model_config.attention, (side // 2, side // 2))
-                except ValueError as error:
-                    raise ValueError(
-                        f"{network}_attention_resolutions: attention={model_config.attention!r} cannot run "
-                        f"on the {network}'s {side}x{side} maps: {error}"
-                    ) from None
 
 
 def make_attention(model_config, network, u_update, name, spectral_normalization=True):

@@ -270,28 +270,39 @@ def query_attention_panels(pictures, maps, marked_pixel):
     return image_grid(np.stack(panels), columns=1 + maps.shape[1])
 
 
-def write_query_attention(generator, labels, samples_per_label, seed, truncation, pixel, path):
+def write_query_attention(
+    generator, labels, samples_per_label, seed, truncation, pixel, path, attention_resolution=None
+):
     """G's attention of one image pixel over the keys, for the first sample of each class-grid row.
 
-    pixel (row, column) of the generated image is mapped to the attention layer's query grid. Returns
+    pixel (row, column) of the generated image is mapped to the query grid of G's attention layer on
+    `attention_resolution` maps (None: the default place's, or G's first). Returns
     (path, query index, query grid, number of heads).
     """
     from ylg_tf import latents as latent_inputs
     from ylg_tf import saliency as attention_pictures
 
-    if generator.g_ops is None:
-        raise ValueError("query attention needs a generator with attention; this model has attention='none'")
+    if not generator.attention_layers:
+        raise ValueError(
+            "query attention needs a generator with attention; this model has "
+            f"attention={generator.model_config.attention!r}, attention_block={generator.model_config.attention_block!r}"
+        )
+    attention_resolution = generator.attention_resolution(attention_resolution)
+    layer = generator.attention_layers[attention_resolution]
     size = generator.model_config.image_size
-    query_grid = generator.g_ops.query_grid
+    query_grid = layer.query_grid
     query = attention_pictures.query_index(pixel, size, query_grid)
     latents, _ = latent_inputs.class_grid_inputs(
         labels, samples_per_label, generator.model_config.z_dim, seed, truncation
     )
     latents = latents[::samples_per_label]  # the first sample of each label's row
     images, probabilities = generator(
-        (latents, np.asarray(labels, np.int32)), training=False, return_attention=True
+        (latents, np.asarray(labels, np.int32)),
+        training=False,
+        return_attention=True,
+        attention_resolution=attention_resolution,
     )
-    key_grid = generator.g_ops.key_grid
+    key_grid = layer.key_grid
     maps = attention_pictures.query_attention(probabilities.numpy(), query, key_grid)  # [L, heads, hk, wk]
     pictures = enlarge_for_display(images.numpy())
     scale = pictures.shape[1] // size
