@@ -39,7 +39,13 @@ flags.DEFINE_integer("checkpoint_every", None, "Checkpoint period in steps.")
 flags.DEFINE_integer("eval_every", None, "Evaluate FID/IS every N steps (0: off).")
 flags.DEFINE_string("inception", None, "Classifier for --eval_every: TF-Hub URL, local SavedModel dir or 'builtin'.")
 flags.DEFINE_integer("seed", None, "Seed of latents, data order and initial weights.")
+flags.DEFINE_float("generator_learning_rate", None, "Adam rate of G (applied on resume too).")
+flags.DEFINE_float("discriminator_learning_rate", None, "Adam rate of D (applied on resume too).")
 flags.DEFINE_bool("jit_compile", False, "Compile each replica's step with XLA (TPUs always compile).")
+flags.DEFINE_bool("allow_data_change", False, "Continue a work directory on another dataset or split.")
+flags.DEFINE_bool(
+    "force_unlock", False,
+    "Take over the work directory's lock even when its holder cannot be checked (a run on another host).")
 FLAGS = flags.FLAGS
 
 _OVERRIDES = {
@@ -47,7 +53,10 @@ _OVERRIDES = {
         "image_size", "num_classes", "attention", "attention_implementation", "attention_geometry",
         "generator_channels", "discriminator_channels",
     ),
-    "training": ("train_steps", "batch_size", "steps_per_loop", "checkpoint_every", "eval_every", "seed"),
+    "training": (
+        "train_steps", "batch_size", "steps_per_loop", "checkpoint_every", "eval_every", "seed",
+        "generator_learning_rate", "discriminator_learning_rate",
+    ),
     "data": ("dataset", "data_dir"),
 }
 
@@ -84,13 +93,15 @@ def main(argv):
         )
     log = lambda message: print(message, flush=True)  # noqa: E731
     try:
-        result = run_training(config, workdir, strategy, log=log, evaluator=evaluator, jit_compile=FLAGS.jit_compile)
+        result = run_training(
+            config, workdir, strategy, log=log, evaluator=evaluator, jit_compile=FLAGS.jit_compile,
+            allow_data_change=FLAGS.allow_data_change, force_unlock=FLAGS.force_unlock,
+        )
     except (TrainingDivergedError, CheckpointUnreadableError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     if result.preempted:
-        log(f"stopped by SIGTERM at step {result.step}; rerun the same command to resume")
-        return
+        return  # run_training said what it saved, in one line
     log(f"done at step {result.step}: samples in {absolute_path(result.samples_path)}, "
         f"checkpoint {result.checkpoint}, SavedModel in {result.export_directory}")
 
