@@ -9,6 +9,8 @@ its step), so they cost no tracing; the ones that train say why.
 import json
 import math
 import os
+import pathlib
+import resource
 import shutil
 import signal
 import socket
@@ -26,6 +28,7 @@ from ylg_tf import files, run_lock
 from ylg_tf import workdir as workdirs
 from ylg_tf.config import get_preset
 from ylg_tf.experiment import CheckpointUnreadableError, TrainingDivergedError, eta_text, run_training
+from ylg_tf.training import Trainer
 
 # The smallest networks the test preset allows, so that the runs here trace quickly.
 CONFIG = get_preset("test").replace(
@@ -230,17 +233,21 @@ def test_an_infinite_learning_rate_saves_no_non_finite_checkpoint(tmp_path):
 # Item 5: SIGINT saves like SIGTERM, within one step. (Trains.)
 
 
-def test_sigint_during_a_long_loop_saves_within_a_step(run_copy):
+def test_sigint_during_a_long_loop_saves_within_a_step(run_copy, monkeypatch):
     config = CONFIG.replace(training={"train_steps": 300, "steps_per_loop": 100, "checkpoint_every": 300})
+    calls = []
+    run_loop = Trainer.run_loop
+
+    def run_loop_interrupted(self, iterator, num_steps):
+        calls.append(num_steps)
+        if len(calls) == 2:  # Ctrl-C 0.3 s into the loop of steps 105 to 204 (100 steps take seconds)
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return run_loop(self, iterator, num_steps)
+
+    monkeypatch.setattr(Trainer, "run_loop", run_loop_interrupted)
     messages = []
-
-    def log(message):
-        messages.append(message)
-        if message.startswith("step 104/"):  # Ctrl-C a moment into the loop of steps 105 to 204
-            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
-
     previous_handler = signal.getsignal(signal.SIGINT)
-    result = run_training(config, str(run_copy), STRATEGY, log=log)
+    result = run_training(config, str(run_copy), STRATEGY, log=messages.append)
     assert result.stop_signal == "SIGINT" and 104 < result.step < 204, result
     assert result.checkpoint.endswith(f"ckpt-{result.step}")
     assert _checkpoint_steps(run_copy)[-1] == result.step
@@ -269,6 +276,22 @@ with StopRequest(tf.Variable(False)) as stop:
 
 
 # ----------------------------------------------------------------------------------------------
+# Item 6: tools refuse a checkpoint of another work directory's model.
+
+
+def test_a_checkpoint_of_a_work_directory_with_another_model_is_refused(trained, tmp_path):
+    checkpoint = workdirs.latest_checkpoint(trained)
+    other = tmp_path / "other"
+    workdirs.save_config(CONFIG.replace(model={"attention": "sagan"}), other)
+    with pytest.raises(workdirs.WorkdirError, match=f"belongs to work directory {str(trained)!r}, whose model "
+                                                    "differs .*attention: 'none' there, 'sagan' here"):
+        workdirs.restore_networks(other, checkpoint)
+    same = tmp_path / "same"
+    workdirs.save_config(CONFIG.replace(model={"attention_implementation": "dense"}), same)
+    assert workdirs.restore_networks(same, checkpoint)[3] == 4  # a computation field may differ
+
+
+# ----------------------------------------------------------------------------------------------
 # Item 7: disk faults.
 
 
@@ -285,6 +308,26 @@ def test_an_unwritable_checkpoint_directory_stops_before_training(run_copy, monk
         _resume(run_copy, CONFIG.replace(training={"train_steps": 6}))
     monkeypatch.undo()
     assert _checkpoint_steps(run_copy) == [2, 4] and not (run_copy / run_lock.LOCK_FILE).exists()
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_leaves_no_partial_file(tmp_path):
+    # A file-size limit makes the checkpoint's data file fail as a full disk would (EFBIG, "File too large"),
+    # while the config and the sample grid still fit.
+    def small_files_only():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+
+    arguments = ["--preset=test", "--attention=none", "--generator_channels=16", "--discriminator_channels=16",
+                 "--train_steps=2", f"--workdir={tmp_path / 'run'}"]
+    result = subprocess.run(
+        [sys.executable, str(REPOSITORY_ROOT / "experiments" / "train.py"), *arguments], capture_output=True,
+        text=True, timeout=600, preexec_fn=small_files_only,
+        env={key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"},  # as a user has it
+    )
+    assert_one_line_error(result, "could not write checkpoint ckpt-2", "File too large", "partial files were removed")
+    assert list((tmp_path / "run").rglob("ckpt-*")) == [] and list((tmp_path / "run").rglob("*.tmp*")) == []
+    assert (tmp_path / "run" / "config.json").exists()  # the rest of the run's work stays
+    assert not (tmp_path / "run" / run_lock.LOCK_FILE).exists()
 
 
 def test_files_of_interrupted_writes_are_removed_at_start(run_copy):
@@ -320,6 +363,61 @@ def test_eta_shows_days_and_never_overflows():
     assert eta_text(3 * 60 + 2.4) == "00:03:02"
     assert eta_text(1e20).startswith(f"{int(1e20) // 86400}d ")
     assert eta_text(math.inf) == "unknown"
+
+
+def _huge_png(path):
+    """A PNG whose header claims 20000 x 20000 pixels (PIL refuses to open more than 2 x 89M pixels)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    header = b"IHDR" + struct.pack(">II", 20000, 20000) + bytes(data[24:29])
+    data[12:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(header))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_bad_inputs_give_one_line_naming_the_flag_and_value(trained, tmp_path, original_checkpoint_prefix):
+    import concurrent.futures
+
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "pictures" / "cats").mkdir(parents=True)
+    (tmp_path / "pictures" / "cats" / "broken.png").write_bytes(b"\x89PNG not really")
+    truncated = tmp_path / "truncated" / "model.ckpt-1"
+    truncated.parent.mkdir()
+    shutil.copy(original_checkpoint_prefix + ".index", str(truncated) + ".index")
+    data = pathlib.Path(original_checkpoint_prefix + ".data-00000-of-00001").read_bytes()
+    pathlib.Path(str(truncated) + ".data-00000-of-00001").write_bytes(data[: len(data) // 2])
+    train = ["experiments/train.py", "--preset=test", f"--workdir={tmp_path / 'new_run'}"]
+    cases = {
+        "huge train_steps": (train + ["--train_steps=99999999999999999999"], ["train_steps=99999999999999999999"]),
+        "negative seed": (train + ["--seed=-1"], ["seed=-1"]),
+        "corrupt folder image": (train + ["--dataset=folder", f"--data_dir={tmp_path / 'pictures'}"],
+                                 [str(tmp_path / "pictures" / "cats" / "broken.png")]),
+        "huge image": (["tools/invert.py", f"--workdir={trained}", f"--image={_huge_png(tmp_path / 'huge.png')}",
+                        "--label=0"], ["huge.png", "too many pixels"]),
+        "huge num": (["tools/generate.py", f"--workdir={trained}", "--num=100000000"], ["--num", "100000000"]),
+        "cache is a file": (["tools/evaluate.py", f"--workdir={trained}", f"--classifier_cache={tmp_path / 'a_file'}",
+                             "--num_samples=4", "--batch_size=4"], [f"--classifier_cache='{tmp_path / 'a_file'}'"]),
+        "unknown dataset": (["tools/evaluate.py", f"--workdir={trained}", "--dataset=nope", "--num_samples=4",
+                             "--batch_size=4"], ["'nope'"]),
+        "unwritable output": (["tools/export.py", f"--workdir={trained}", "--output=/proc/x"], ["--output='/proc/x'"]),
+        "truncated original": (["tools/import_original.py", f"--checkpoint={truncated}", "--attention=ylg",
+                                f"--workdir={tmp_path / 'imported'}"], [str(truncated), "truncated or corrupt"]),
+    }
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run_tool, arguments[0], *arguments[1:], cwd=tmp_path, timeout=300)
+                   for name, (arguments, _) in cases.items()}
+        results = {name: future.result() for name, future in futures.items()}
+    for name, (_, fragments) in cases.items():
+        assert_one_line_error(results[name], *fragments)
+    assert not (tmp_path / "new_run").exists() and not (tmp_path / "imported").exists()
 
 
 @pytest.mark.parametrize("script", ["experiments/train.py", "tools/export.py", "tools/import_original.py"])

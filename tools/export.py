@@ -18,7 +18,7 @@ command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows
 
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, export, workdir  # noqa: E402
+from ylg_tf import command_line, export, files, workdir  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
@@ -31,8 +31,12 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    config, generator, _, step = workdir.restore_networks(FLAGS.workdir, FLAGS.checkpoint, use_ema=FLAGS.use_ema)
     output = FLAGS.output or os.path.join(FLAGS.workdir, workdir.EXPORT_DIRECTORY)
+    try:  # before the work, and named as given rather than as the temporary directory
+        files.check_writable(os.path.dirname(files.absolute_path(output).rstrip("/")))
+    except (PermissionError, NotADirectoryError) as error:
+        raise PermissionError(f"--output={output!r} cannot be written: {error}") from None
+    config, generator, _, step = workdir.restore_networks(FLAGS.workdir, FLAGS.checkpoint, use_ema=FLAGS.use_ema)
     written = export.export_generator(generator, config.model, output, overwrite=FLAGS.overwrite)
     signature = export.load_exported_generator(written)
     print(f"exported {generator.name} (step {step}) to {written}")

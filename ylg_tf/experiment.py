@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import time
 
 import tensorflow as tf
@@ -30,7 +31,7 @@ import tensorflow as tf
 from ylg_tf import files, run_lock
 from ylg_tf import workdir as workdirs
 from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig
-from ylg_tf.datasets import class_names, count_examples, dataset_info, make_dataset
+from ylg_tf.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
 from ylg_tf.export import export_generator
 from ylg_tf.stop_request import StopRequest, run_in_worker
 from ylg_tf.training import METRIC_NAMES, Trainer
@@ -228,7 +229,8 @@ def _written(what, write, partial_patterns=(), directory=None):
             raise
         if directory is not None:
             files.remove_matching(directory, partial_patterns)
-        detail = " ".join((getattr(error, "message", None) or str(error)).split())[:300]
+        detail = getattr(error, "message", None) or str(error)
+        detail = " ".join(re.sub(r"\{\{[^}]*\}\}|\[Op:\w+\]", "", detail).split())[:300]
         raise DiskWriteError(
             f"could not write {what} ({type(error).__name__}: {detail}); its partial files were removed. "
             "Free space or fix the disk, then rerun to resume from the last checkpoint"
@@ -300,6 +302,7 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
     for change in computation_changes(config, workdir):
         log(f"{change} (the same weights and outputs, computed differently)")
     if config.data.dataset == "folder":
+        check_folder_images(config.data.data_dir)
         _describe_folder_dataset(config, log)
     trainer = Trainer(config, strategy, jit_compile=jit_compile)
     log(f"work directory {files.absolute_path(workdir)}")

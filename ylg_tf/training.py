@@ -182,9 +182,10 @@ class Trainer:
         totals = tf.zeros([len(METRIC_NAMES)])
         steps_done = tf.constant(0, tf.int64)
         finite = tf.constant(True)
-        for _ in tf.range(num_steps):
-            if tf.logical_or(self.stop_flag.read_value(), tf.logical_not(finite)):
-                break
+        # The checks sit in the loop's condition, so the step itself is not inside a conditional.
+        while tf.logical_and(
+            steps_done < num_steps, tf.logical_and(finite, tf.logical_not(self.stop_flag.read_value()))
+        ):
             images, labels = next(iterator)
             per_replica = self.strategy.run(self._replica_step, args=(images, labels))
             step_metrics = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)

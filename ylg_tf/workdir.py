@@ -16,6 +16,7 @@ every read and write here goes through tf.io.gfile, files through `ylg_tf.files`
 """
 
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -23,8 +24,8 @@ import os
 
 import tensorflow as tf
 
-from ylg_tf.config import ExperimentConfig
-from ylg_tf.files import make_directory, write_text_atomically
+from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig
+from ylg_tf.files import is_remote, make_directory, write_text_atomically
 from ylg_tf.networks import Discriminator, Generator
 
 CONFIG_FILE = "config.json"
@@ -155,6 +156,29 @@ def resolve_checkpoint(workdir, checkpoint=None):
     return found
 
 
+def check_checkpoint_model(path, config: ExperimentConfig, workdir):
+    """Raises WorkdirError when the checkpoint at `path` belongs to a work directory (DIR/checkpoints/ckpt-N
+    beside DIR/config.json) whose model differs from `config`'s, the computation fields
+    (`ylg_tf.config.COMPUTATION_FIELDS`) aside. Networks of another attention kind can have the same variables
+    and shapes (SAGAN and YLG do), so restoring would succeed and compute something else."""
+    owner = os.path.dirname(os.path.dirname(os.fspath(path)))
+    if not tf.io.gfile.exists(os.path.join(owner, CONFIG_FILE)):
+        return  # a checkpoint without its work directory: only its variables can be checked
+    if os.path.abspath(owner) == os.path.abspath(os.fspath(workdir)) and not is_remote(owner):
+        return
+    other = load_config(owner).model
+    differences = [
+        f"{field.name}: {getattr(other, field.name)!r} there, {getattr(config.model, field.name)!r} here"
+        for field in dataclasses.fields(other)
+        if field.name not in COMPUTATION_FIELDS and getattr(other, field.name) != getattr(config.model, field.name)
+    ]
+    if differences:
+        raise WorkdirError(
+            f"checkpoint {os.fspath(path)!r} belongs to work directory {owner!r}, whose model differs from "
+            f"{os.path.join(os.fspath(workdir), CONFIG_FILE)!r} ({'; '.join(differences)}); use --workdir={owner}"
+        )
+
+
 def restore_networks(workdir, checkpoint=None, use_ema=True):
     """(config, generator, discriminator, step) rebuilt from a work directory alone.
 
@@ -164,6 +188,7 @@ def restore_networks(workdir, checkpoint=None, use_ema=True):
     """
     config = load_config(workdir)
     path = resolve_checkpoint(workdir, checkpoint)
+    check_checkpoint_model(path, config, workdir)
     generator = Generator(config.model).build_for_config()
     discriminator = Discriminator(config.model).build_for_config()
     step = tf.Variable(0, dtype=tf.int64)
