@@ -4,7 +4,9 @@
   python experiments/train.py --preset=ylg --tpu=NAME --workdir=gs://bucket/ylg --data_dir=gs://bucket/tfds
 
 Flags override the preset; the resolved config is written to WORKDIR/config.json. Rerunning with the same
---workdir resumes from its latest checkpoint.
+--workdir resumes from its latest checkpoint (changed training settings apply; another dataset needs
+--allow_data_change). One run holds a work directory at a time (WORKDIR/lock). Ctrl-C or SIGTERM saves a
+checkpoint after the step in progress; a second Ctrl-C exits at once.
 """
 
 import os
