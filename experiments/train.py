@@ -4,7 +4,9 @@
   python experiments/train.py --preset=ylg --tpu=NAME --workdir=gs://bucket/ylg --data_dir=gs://bucket/tfds
 
 Flags override the preset; the resolved config is written to WORKDIR/config.json. Rerunning with the same
---workdir resumes from its latest checkpoint.
+--workdir resumes from its latest checkpoint (changed training settings apply; another dataset needs
+--allow_data_change). One run holds a work directory at a time (WORKDIR/lock). Ctrl-C or SIGTERM saves a
+checkpoint after the step in progress; a second Ctrl-C exits at once.
 """
 
 import os
@@ -42,15 +44,19 @@ flags.DEFINE_string(
 flags.DEFINE_string("attention_block", None, "attention, or residual (a residual block in its place; attention=none).")
 flags.DEFINE_bool("generator_spectral_norm", None, "Spectral norm in G (--nogenerator_spectral_norm: SN on D only).")
 flags.DEFINE_integer("discriminator_steps", None, "D updates per G update, each on its own batch.")
-flags.DEFINE_float("generator_learning_rate", None, "G's Adam learning rate.")
-flags.DEFINE_float("discriminator_learning_rate", None, "D's Adam learning rate.")
 flags.DEFINE_string("tpu", None, "TPU name, 'local' or grpc://host:port. Default: GPUs if any, else CPU.")
 flags.DEFINE_integer("steps_per_loop", None, "Steps inside one tf.function between host updates.")
 flags.DEFINE_integer("checkpoint_every", None, "Checkpoint period in steps.")
 flags.DEFINE_integer("eval_every", None, "Evaluate FID/IS every N steps (0: off).")
 flags.DEFINE_string("inception", None, "Classifier for --eval_every: TF-Hub URL, local SavedModel dir or 'builtin'.")
 flags.DEFINE_integer("seed", None, "Seed of latents, data order and initial weights.")
+flags.DEFINE_float("generator_learning_rate", None, "Adam rate of G (applied on resume too).")
+flags.DEFINE_float("discriminator_learning_rate", None, "Adam rate of D (applied on resume too).")
 flags.DEFINE_bool("jit_compile", False, "Compile each replica's step with XLA (TPUs always compile).")
+flags.DEFINE_bool("allow_data_change", False, "Continue a work directory on another dataset or split.")
+flags.DEFINE_bool(
+    "force_unlock", False,
+    "Take over the work directory's lock even when its holder cannot be checked (a run on another host).")
 FLAGS = flags.FLAGS
 
 _OVERRIDES = {
@@ -107,13 +113,15 @@ def main(argv):
         )
     log = lambda message: print(message, flush=True)  # noqa: E731
     try:
-        result = run_training(config, workdir, strategy, log=log, evaluator=evaluator, jit_compile=FLAGS.jit_compile)
+        result = run_training(
+            config, workdir, strategy, log=log, evaluator=evaluator, jit_compile=FLAGS.jit_compile,
+            allow_data_change=FLAGS.allow_data_change, force_unlock=FLAGS.force_unlock,
+        )
     except (TrainingDivergedError, CheckpointUnreadableError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     if result.preempted:
-        log(f"stopped by SIGTERM at step {result.step}; rerun the same command to resume")
-        return
+        return  # run_training said what it saved, in one line
     log(f"done at step {result.step}: samples in {absolute_path(result.samples_path)}, "
         f"checkpoint {result.checkpoint}, SavedModel in {result.export_directory}")
 

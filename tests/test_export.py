@@ -138,7 +138,9 @@ def test_export_replaces_an_old_export_atomically(tmp_path, monkeypatch):
     second = _randomized_generator(seed=6)
     z, labels = _inputs(3, 7)
     export.export_generator(first, MODEL_CONFIG, directory)
-    export.export_generator(second, MODEL_CONFIG, directory)
+    with pytest.raises(export.ExportError, match="already holds an export; pass --overwrite"):
+        export.export_generator(second, MODEL_CONFIG, directory)
+    export.export_generator(second, MODEL_CONFIG, directory, overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["export"]  # no temporary or previous directories left behind
     served = export.load_exported_generator(directory)(z=tf.constant(z), labels=tf.constant(labels))
     expected = _reference_images(second, z, labels)
@@ -152,7 +154,7 @@ def test_export_replaces_an_old_export_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.saved_model, "save", failing_save)
     with pytest.raises(OSError, match="disk full"):
-        export.export_generator(first, MODEL_CONFIG, directory)
+        export.export_generator(first, MODEL_CONFIG, directory, overwrite=True)
     monkeypatch.undo()
     assert sorted(os.listdir(tmp_path)) == ["export"]
     served = export.load_exported_generator(directory)(z=tf.constant(z), labels=tf.constant(labels))

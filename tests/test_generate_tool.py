@@ -57,7 +57,7 @@ def runs(tmp_path_factory, original_checkpoint_prefix):
     imported = root / "imported"
     prefix = original_checkpoint_prefix
     commands = {
-        "import": ("import_original.py", [f"--checkpoint={prefix}", f"--workdir={imported}"]),
+        "import": ("import_original.py", [f"--checkpoint={prefix}", f"--workdir={imported}", "--attention=ylg"]),
         "trained": (
             "generate.py",
             [f"--workdir={trained}", "--labels=0,3", "--num=3", "--truncation=0.5", "--seed=4"]

@@ -34,7 +34,8 @@ def prefix(original_checkpoint_prefix):
 def imported(tmp_path_factory, prefix):
     directory = tmp_path_factory.mktemp("imported") / "workdir"
     result = _run_tool(
-        "import_original.py", f"--checkpoint={prefix}", f"--workdir={directory}", cwd=tmp_path_factory.getbasetemp()
+        "import_original.py", f"--checkpoint={prefix}", f"--workdir={directory}", "--attention=ylg",
+        cwd=tmp_path_factory.getbasetemp(),
     )
     assert result.returncode == 0, result.stderr
     return dict(directory=directory, stdout=result.stdout)
@@ -68,20 +69,27 @@ def test_import_writes_a_work_directory_that_reproduces_the_original(imported, d
 
 
 def test_import_rejects_user_mistakes_in_one_line(tmp_path, prefix, description, imported):
+    # SAGAN and YLG checkpoints have the same variables: the attention must be named, not guessed.
+    result = _run_tool("import_original.py", f"--checkpoint={prefix}", f"--workdir={tmp_path / 'a'}", cwd=tmp_path)
+    assert_one_line_error(result, "--attention is required", "same variables and shapes")
+
     wrong = description["config"]["gf_dim"] * 2
     result = _run_tool(
-        "import_original.py", f"--checkpoint={prefix}", f"--workdir={tmp_path / 'a'}", f"--gf_dim={wrong}", cwd=tmp_path
+        "import_original.py", f"--checkpoint={prefix}", f"--workdir={tmp_path / 'a'}", f"--gf_dim={wrong}",
+        "--attention=ylg", cwd=tmp_path,
     )
     assert_one_line_error(result, f"--gf_dim={wrong}", f"gf_dim={description['config']['gf_dim']}")
 
     missing = str(tmp_path / "no_such.ckpt-1")
-    result = _run_tool("import_original.py", f"--checkpoint={missing}", f"--workdir={tmp_path / 'b'}", cwd=tmp_path)
+    result = _run_tool("import_original.py", f"--checkpoint={missing}", f"--workdir={tmp_path / 'b'}",
+                       "--attention=ylg", cwd=tmp_path)
     assert_one_line_error(result, missing)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
     # An existing work directory is not overwritten by accident (checked before the checkpoint is read).
     result = _run_tool(
-        "import_original.py", f"--checkpoint={missing}", f"--workdir={imported['directory']}", cwd=tmp_path
+        "import_original.py", f"--checkpoint={missing}", f"--workdir={imported['directory']}", "--attention=ylg",
+        cwd=tmp_path,
     )
     assert_one_line_error(result, "--overwrite")
 
@@ -101,3 +109,8 @@ def test_export_tool_exports_the_imported_work_directory(imported, description, 
     assert served.shape == expected.shape
     assert int(np.max(np.abs(served.astype(np.int32) - expected))) <= 1
     assert np.mean(served == expected) > 0.99
+    # An existing export is replaced only with --overwrite.
+    before = (output / "saved_model.pb").read_bytes()
+    again = _run_tool("export.py", f"--workdir={imported['directory']}", f"--output={output}", cwd=tmp_path)
+    assert_one_line_error(again, str(output), "already holds an export", "--overwrite")
+    assert (output / "saved_model.pb").read_bytes() == before

@@ -45,9 +45,9 @@ def test_new_presets_build_and_train_two_steps_at_reduced_widths(name):
     dataset = tf.data.Dataset.from_tensors((images, tf.constant([0, 1], tf.int32))).repeat()
     # The loop's own Python body, eagerly: the same step code without tracing a 128x128 graph per preset
     # (10x faster here); the traced loop is what tests/test_training.py runs.
-    means = trainer.train_loop.python_function(iter(dataset), tf.constant(2, tf.int64)).numpy()
-    assert int(trainer.step.numpy()) == 2
-    assert np.isfinite(means).all()
+    means, steps_done, finite = trainer.train_loop.python_function(iter(dataset), tf.constant(2, tf.int64))
+    assert int(trainer.step.numpy()) == int(steps_done) == 2
+    assert bool(finite) and np.isfinite(means.numpy()).all()
     assert int(trainer.generator_optimizer.iterations.numpy()) == 2
 
 

@@ -36,7 +36,7 @@ command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows
 
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, evaluation, files, inception, progress  # noqa: E402
+from ylg_tf import command_line, datasets, evaluation, files, inception, progress  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
@@ -82,6 +82,13 @@ def main(argv):
     del argv
     if FLAGS.output:
         files.check_directory_can_be_made(os.path.dirname(FLAGS.output))  # now, not after the sampling
+    if FLAGS.dataset is not None:
+        datasets.dataset_info(FLAGS.dataset)  # an unknown name fails before any classifier is fetched
+    if FLAGS.classifier_cache:
+        try:
+            files.check_directory_can_be_made(FLAGS.classifier_cache)
+        except NotADirectoryError as error:
+            raise NotADirectoryError(f"--classifier_cache={FLAGS.classifier_cache!r}: {error}") from None
     result = evaluation.evaluate_workdir(
         FLAGS.workdir, num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, checkpoint=FLAGS.checkpoint,
         saved_model=FLAGS.saved_model, use_ema=FLAGS.use_ema, classifier_source=FLAGS.inception,

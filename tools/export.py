@@ -3,8 +3,8 @@
 Usage:
   python tools/export.py --workdir=DIR [--checkpoint=PATH] [--output=DIR/export] [--use_ema=true]
 
-DIR and --output may be gs:// paths (a TPU run's work directory); an existing export is replaced only once
-the new one is complete (atomically on a local disk).
+DIR and --output may be gs:// paths (a TPU run's work directory). An existing export is replaced only with
+--overwrite, and then only once the new one is complete (atomically on a local disk).
 """
 
 import os
@@ -18,21 +18,26 @@ command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows
 
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, export, workdir  # noqa: E402
+from ylg_tf import command_line, export, files, workdir  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
 flags.DEFINE_string("output", None, "Where to write the SavedModel; default: <workdir>/export.")
 flags.DEFINE_bool("use_ema", True, "Export the moving average of G's weights when the checkpoint has one.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing export at --output.")
 flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    config, generator, _, step = workdir.restore_networks(FLAGS.workdir, FLAGS.checkpoint, use_ema=FLAGS.use_ema)
     output = FLAGS.output or os.path.join(FLAGS.workdir, workdir.EXPORT_DIRECTORY)
-    written = export.export_generator(generator, config.model, output)
+    try:  # before the work, and named as given rather than as the temporary directory
+        files.check_writable(os.path.dirname(files.absolute_path(output).rstrip("/")))
+    except (PermissionError, NotADirectoryError) as error:
+        raise PermissionError(f"--output={output!r} cannot be written: {error}") from None
+    config, generator, _, step = workdir.restore_networks(FLAGS.workdir, FLAGS.checkpoint, use_ema=FLAGS.use_ema)
+    written = export.export_generator(generator, config.model, output, overwrite=FLAGS.overwrite)
     signature = export.load_exported_generator(written)
     print(f"exported {generator.name} (step {step}) to {written}")
     print(f"signature {export.SIGNATURE_NAME}:")

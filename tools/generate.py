@@ -34,7 +34,7 @@ flags.DEFINE_string("workdir", None, "Work directory written by training or tool
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
 flags.DEFINE_bool("use_ema", True, "Use the moving average of G's weights when the checkpoint has one.")
 flags.DEFINE_string("labels", "", "Comma-separated classes, one grid row each; default: the first 8 classes.")
-flags.DEFINE_integer("num", 8, "Samples per label.", lower_bound=1)
+flags.DEFINE_integer("num", 8, "Samples per label (one grid row; at most 256).", lower_bound=1, upper_bound=256)
 flags.DEFINE_float("truncation", 0.0, "Resample latent entries with |z| above this; 0 turns truncation off.")
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
 flags.DEFINE_bool("interpolate", False, "Also write interpolation strips (PNG) and an animation (GIF).")

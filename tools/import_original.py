@@ -3,7 +3,7 @@
 Sizes are read from the checkpoint's variable shapes; size flags, when given, must agree with them.
 Usage:
   python tools/import_original.py --checkpoint=PATH/model.ckpt-900000 --workdir=DIR
-      [--gf_dim=64 --df_dim=64 --num_classes=1000 --z_dim=128] [--attention=ylg] [--image_size=128]
+      --attention=ylg [--gf_dim=64 --df_dim=64 --num_classes=1000 --z_dim=128] [--image_size=128]
       [--overwrite]
 """
 
@@ -26,7 +26,10 @@ flags.DEFINE_integer("gf_dim", None, "Generator channels; default: read from the
 flags.DEFINE_integer("df_dim", None, "Discriminator channels; default: read from the checkpoint.", lower_bound=1)
 flags.DEFINE_integer("num_classes", None, "Number of classes; default: read from the checkpoint.", lower_bound=1)
 flags.DEFINE_integer("z_dim", None, "Latent size; default: read from the checkpoint.", lower_bound=1)
-flags.DEFINE_enum("attention", "ylg", ATTENTION_KINDS, "Attention of the checkpoint (the released one is YLG).")
+flags.DEFINE_enum(
+    "attention", None, ATTENTION_KINDS,
+    "Attention the checkpoint was trained with (the released one: ylg). Required: SAGAN's and YLG's attention "
+    "have the same variables and shapes, so the checkpoint cannot tell.")
 flags.DEFINE_enum("image_size", "128", [str(size) for size in IMAGE_SIZES], "Image size of the checkpoint.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing work directory's config and checkpoints.")
 flags.mark_flags_as_required(["checkpoint", "workdir"])
@@ -40,6 +43,12 @@ SIZE_FLAGS = {"gf_dim": "generator_channels", "df_dim": "discriminator_channels"
 
 def main(argv):
     del argv
+    if FLAGS.attention is None:
+        raise ValueError(
+            "--attention is required: the checkpoint cannot tell it, since SAGAN's and YLG's attention layers "
+            f"have the same variables and shapes; pass the one it was trained with ({', '.join(ATTENTION_KINDS)}; "
+            "the released checkpoint: --attention=ylg)"
+        )
     check_workdir_free(FLAGS.workdir, FLAGS.overwrite)
     sizes = infer_model_sizes(FLAGS.checkpoint)
     for flag_name, field in SIZE_FLAGS.items():

@@ -19,6 +19,7 @@ USER_ERRORS = (ValueError, OSError)
 # tf.errors classes (by name) that mean a path cannot be read or written, reported like USER_ERRORS.
 _TENSORFLOW_FILE_ERRORS = ("NotFoundError", "PermissionDeniedError", "UnauthenticatedError")
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 CLASSIFIER_CACHE_ENVIRONMENT_VARIABLE = "YLG_TF_CACHE_DIR"
 TENSORFLOW_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 
@@ -78,11 +79,19 @@ def fail(message):
     sys.exit(EXIT_USER_ERROR)
 
 
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
 def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
         fail(error)
+    except SystemExit as exit_request:
+        # absl prints the help it was asked for, then exits with 1; asking for help is no failure.
+        if exit_request.code == 1 and any(argument in HELP_FLAGS for argument in argv[1:]):
+            sys.exit(0)
+        raise
 
 
 def run(main):
@@ -99,6 +108,10 @@ def run(main):
             if os.environ.get("YLG_TRACEBACK"):
                 raise
             fail(error)
+        except KeyboardInterrupt:
+            # Ctrl-C outside a training loop (which saves and returns instead): nothing to save yet.
+            print("interrupted (Ctrl-C); nothing was saved", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
 
     app.run(guarded, flags_parser=_parse_flags)
 

@@ -159,6 +159,10 @@ class TrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
+            if value >= 2**62:  # the step counter is an int64
+                raise ValueError(f"{name}={value!r} is too large; it must be below 2**62")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**62:
+            raise ValueError(f"seed={self.seed!r} must be a non-negative integer below 2**62")
         if self.eval_every < 0:
             raise ValueError(f"eval_every={self.eval_every!r} must be 0 (off) or positive")
         if not 0.0 <= self.generator_ema_decay < 1.0:

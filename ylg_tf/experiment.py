@@ -1,11 +1,19 @@
 """A whole training run in a work directory: data, resume, checkpoints, summaries, samples, export.
 
-`run_training(config, workdir, strategy)` restores the latest readable checkpoint (falling back to older ones
-when the latest is corrupt, never silently starting over), builds the data pipeline, writes the resolved
-config (only then, so a run whose dataset cannot be built leaves no config.json claiming the directory),
-trains in loops of `steps_per_loop` steps, and after each loop logs a line, writes TensorBoard summaries and a
-sample grid of fixed latents, checkpoints every `checkpoint_every` steps, and exports the generator at the end.
-SIGTERM (a preemption) saves a checkpoint after the current loop and returns cleanly.
+`run_training(config, workdir, strategy)` checks the config against the work directory's (another model
+stops; another dataset or split stops unless allowed; changed training settings are applied and logged),
+takes the work directory's lock (`ylg_tf.run_lock`), removes files of interrupted writes, checks that it can
+write, restores the latest readable checkpoint (found on disk when the state file is missing or damaged;
+falling back to older ones when the latest is corrupt, never silently starting over), builds the data
+pipeline, writes the resolved config (only then, so a run whose dataset cannot be built leaves no
+config.json claiming the directory), trains in loops of `steps_per_loop` steps, and after each loop logs a
+line, writes TensorBoard summaries and a sample grid of fixed latents, checkpoints every `checkpoint_every`
+steps, and exports the generator at the end.
+
+What no run does: save a checkpoint holding a NaN or infinite value (every step's losses and every saved
+variable are checked), leave partial files of a failed write (a full disk is one DiskWriteError), or lose
+more than the step in progress to SIGTERM or SIGINT (`ylg_tf.stop_request`: the loop checks a stop flag
+before every step, then the run saves and returns).
 
 Data on resume: the built-in dataset is addressed by example index, so a resumed run sees exactly the examples
 an uninterrupted run would; other datasets are reshuffled with a seed that includes the resume step.
@@ -15,17 +23,18 @@ import dataclasses
 import logging
 import math
 import os
-import signal
+import re
 import time
 
 import tensorflow as tf
 
-from ylg_tf import files
+from ylg_tf import files, run_lock
 from ylg_tf import workdir as workdirs
 from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig
-from ylg_tf.datasets import dataset_info, make_dataset
+from ylg_tf.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
 from ylg_tf.export import export_generator
-from ylg_tf.training import Trainer
+from ylg_tf.stop_request import StopRequest, run_in_worker
+from ylg_tf.training import METRIC_NAMES, Trainer
 from ylg_tf.visualization import image_grid, save_png, upscale
 
 SAMPLE_GRID_SIZE = 16
@@ -33,11 +42,16 @@ EVALUATION_SCORES = ("fid", "inception_score")
 
 
 class TrainingDivergedError(RuntimeError):
-    """A loss became NaN or infinite."""
+    """A loss, or a weight about to be saved, became NaN or infinite."""
 
 
 class CheckpointUnreadableError(RuntimeError):
     """Checkpoints exist but none of them can be restored."""
+
+
+class DiskWriteError(OSError):
+    """A checkpoint, sample or export could not be written (a full disk, an I/O error); its partial files
+    were removed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +61,7 @@ class TrainingResult:
     checkpoint: str
     export_directory: str
     samples_path: str
+    stop_signal: str = ""  # "SIGTERM" or "SIGINT" when a signal stopped the run
 
 
 def check_data_config(config: ExperimentConfig):
@@ -151,42 +166,153 @@ def restore_latest(manager, checkpoint, log):
     return None
 
 
-class _PreemptionFlag:
-    """Remembers a SIGTERM until the current loop ends."""
-
-    def __init__(self):
-        self.raised = False
-        self._previous = None
-
-    def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: no signal handling
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame):
-        self.raised = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+# Data fields a work directory keeps: another dataset or split is another experiment (unless allowed).
+DATA_FIELDS_KEPT = ("dataset", "split")
+# Files an interrupted run leaves behind, by the directory they are found in (see _remove_stale_files).
+_STALE_FILES = {
+    "": ("*.tmp-*", ".export.writing-*", ".export.previous-*"),
+    workdirs.CHECKPOINT_DIRECTORY: ("*_temp", "*.tmp*"),
+    workdirs.SAMPLES_DIRECTORY: ("*.tmp-*",),
+}
 
 
-def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, evaluator=None, jit_compile=False):
-    """Trains (or resumes) in `workdir`. `evaluator(generator, step) -> {name: value}` runs every eval_every steps."""
-    training = config.training
+def check_same_data(config: ExperimentConfig, existing: ExperimentConfig, workdir, allow_data_change=False):
+    """A work directory continues on its own dataset and split unless `allow_data_change`."""
+    changed = [
+        f"{name}: {getattr(existing.data, name)!r} -> {getattr(config.data, name)!r}"
+        for name in DATA_FIELDS_KEPT
+        if getattr(existing.data, name) != getattr(config.data, name)
+    ]
+    if changed and not allow_data_change:
+        raise ValueError(
+            f"work directory {workdir!r} was trained on other data ({'; '.join(changed)}); choose a new "
+            "--workdir, or pass --allow_data_change to continue its model on this data"
+        )
+
+
+def setting_changes(config: ExperimentConfig, existing: ExperimentConfig):
+    """Training and data settings that differ from the work directory's config, as "name: old -> new"."""
+    changes = []
+    for section in ("training", "data"):
+        old, new = getattr(existing, section), getattr(config, section)
+        for field in dataclasses.fields(old):
+            if getattr(old, field.name) != getattr(new, field.name):
+                changes.append(f"{field.name}: {getattr(old, field.name)!r} -> {getattr(new, field.name)!r}")
+    return changes
+
+
+def _remove_stale_files(workdir, log):
+    """Removes the temporary files and directories of interrupted writes (only while holding the lock), and
+    checkpoint data files without an index (a save killed before it finished)."""
+    removed = []
+    for subdirectory, patterns in _STALE_FILES.items():
+        removed += files.remove_matching(os.path.join(workdir, subdirectory), patterns)
+    directory = workdirs.checkpoint_directory(workdir)
+    if tf.io.gfile.isdir(directory):
+        indexed = {os.path.basename(path) for path in workdirs.checkpoints_on_disk(workdir)}
+        for name in sorted(tf.io.gfile.listdir(directory)):
+            stem, separator, _ = name.partition(".data-")
+            if separator and stem.startswith("ckpt-") and stem not in indexed:
+                tf.io.gfile.remove(os.path.join(directory, name))
+                removed.append(os.path.join(directory, name))
+    if removed:
+        log(f"removed {len(removed)} file(s) left by an interrupted write, e.g. {removed[0]}")
+
+
+def _written(what, write, partial_patterns=(), directory=None):
+    """`write()`, with a failing disk (full, read-only, I/O error) raised as one-line DiskWriteError after
+    removing the files matching `partial_patterns` in `directory`."""
+    try:
+        return write()
+    except (tf.errors.OpError, OSError) as error:
+        if isinstance(error, DiskWriteError):
+            raise
+        if directory is not None:
+            files.remove_matching(directory, partial_patterns)
+        detail = getattr(error, "message", None) or str(error)
+        detail = " ".join(re.sub(r"\{\{[^}]*\}\}|\[Op:\w+\]", "", detail).split())[:300]
+        raise DiskWriteError(
+            f"could not write {what} ({type(error).__name__}: {detail}); its partial files were removed. "
+            "Free space or fix the disk, then rerun to resume from the last checkpoint"
+        ) from None
+
+
+def eta_text(seconds):
+    """Time left as H:MM:SS, with days in front when there are any ("3d 04:48:33")."""
+    if not math.isfinite(seconds):
+        return "unknown"
+    days, rest = divmod(int(round(max(seconds, 0.0))), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
+def _describe_folder_dataset(config: ExperimentConfig, log):
+    data = config.data
+    names = class_names(data.dataset, data.data_dir)
+    count = count_examples(data.dataset, data.split, data.data_dir)
+    mapping = ", ".join(f"{name}={label}" for label, name in enumerate(names[:10]))
+    more = f", ... ({len(names) - 10} more)" if len(names) > 10 else ""
+    log(f"dataset folder {data.data_dir}: {count} images in {len(names)} classes ({mapping}{more})")
+    if config.model.num_classes > len(names):
+        log(
+            f"warning: the model has num_classes={config.model.num_classes} but {data.data_dir} has "
+            f"{len(names)} class folders: classes {len(names)}-{config.model.num_classes - 1} get no images"
+        )
+
+
+def run_training(
+    config: ExperimentConfig,
+    workdir,
+    strategy,
+    log=logging.info,
+    evaluator=None,
+    jit_compile=False,
+    allow_data_change=False,
+    force_unlock=False,
+):
+    """Trains (or resumes) in `workdir`. `evaluator(generator, step) -> {name: value}` runs every eval_every steps.
+
+    allow_data_change: continue a work directory on another dataset or split.
+    force_unlock: take the work directory's lock over even when its holder cannot be checked (another host).
+    """
+    workdir = os.fspath(workdir)
     check_data_config(config)
-    check_same_model(config, workdir)
+    existing = None
+    if tf.io.gfile.exists(os.path.join(workdir, workdirs.CONFIG_FILE)):
+        existing = workdirs.load_config(workdir)
+        check_same_model(config, workdir)
+        check_same_data(config, existing, workdir, allow_data_change)
+    created = not tf.io.gfile.isdir(workdir)
     files.make_directory(workdir)  # an unusable path fails here, before any work
+    try:
+        with run_lock.WorkdirLock(workdir, force=force_unlock, log=log) as lock:
+            return _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile)
+    finally:
+        if created:
+            files.remove_empty_directories(workdir)  # a run that failed before writing anything
+
+
+def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile):
+    training = config.training
+    _remove_stale_files(workdir, log)
+    for subdirectory in (workdirs.CHECKPOINT_DIRECTORY, workdirs.SAMPLES_DIRECTORY):
+        files.check_writable(os.path.join(workdir, subdirectory))
     for change in computation_changes(config, workdir):
         log(f"{change} (the same weights and outputs, computed differently)")
+    if config.data.dataset == "folder":
+        check_folder_images(config.data.data_dir)
+        _describe_folder_dataset(config, log)
     trainer = Trainer(config, strategy, jit_compile=jit_compile)
     log(f"work directory {files.absolute_path(workdir)}")
     log(
         f"global batch {trainer.global_batch_size} = {strategy.num_replicas_in_sync} replica(s) x "
         f"{trainer.per_replica_batch_size}"
     )
+    rewritten = workdirs.reconcile_checkpoint_state(workdir)
+    if rewritten:
+        log(rewritten)
     manager = tf.train.CheckpointManager(
         trainer.checkpoint,
         workdirs.checkpoint_directory(workdir),
@@ -195,52 +321,81 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
     )
     restored = restore_latest(manager, trainer.checkpoint, log)
     start_step = int(trainer.step.numpy())
+    if start_step > training.train_steps:
+        raise ValueError(
+            f"train_steps={training.train_steps} is below step {start_step}, which work directory {workdir!r} "
+            f"has reached; pass train_steps >= {start_step}"
+        )
+    trainer.apply_learning_rates()  # the config's rates, not the ones the optimizers were saved with
     log(f"resumed at step {start_step} from {restored}" if restored else "starting at step 0")
+    if existing is not None:
+        for change in setting_changes(config, existing):
+            log(f"{change} (applied from step {start_step})")
 
     dataset = strategy.distribute_datasets_from_function(
         _dataset_function(config, start_step, strategy.num_replicas_in_sync)
     )
     iterator = iter(dataset)
-    workdirs.save_config(config, workdir)  # see the module docstring for why only now
+    _written(workdirs.CONFIG_FILE, lambda: workdirs.save_config(config, workdir))  # see the module docstring
     writer = tf.summary.create_file_writer(os.path.join(workdir, workdirs.SUMMARIES_DIRECTORY))
     samples_directory = os.path.join(workdir, workdirs.SAMPLES_DIRECTORY)
+    checkpoints = workdirs.checkpoint_directory(workdir)
     fixed_z, fixed_labels = _fixed_latents(config)
     samples_path = os.path.join(samples_directory, "latest.png")
     checkpoint_path = restored or ""
     step = start_step
-    preempted = False
 
-    with _PreemptionFlag() as preemption:
-        while step < training.train_steps:
+    def save(step):
+        non_finite = trainer.non_finite_variables()
+        if non_finite:
+            raise TrainingDivergedError(
+                f"{len(non_finite)} variables hold non-finite values at step {step} (e.g. {non_finite[0]}); "
+                f"not saved: the last good checkpoint {manager.latest_checkpoint or '(none)'} is intact"
+            )
+        lock.check_held()
+        return _written(
+            f"checkpoint ckpt-{step} in {checkpoints}",
+            lambda: manager.save(checkpoint_number=step),
+            (f"ckpt-{step}_temp", f"ckpt-{step}.*", "*.tmp*"),
+            checkpoints,
+        )
+
+    with StopRequest(trainer.stop_flag) as stop:
+        if step < training.train_steps:
+            started = time.time()
+            trainer.trace_loop(iterator)
+            log(f"traced the training loop in {time.time() - started:.1f} s; training")
+        while step < training.train_steps and not stop.raised:
             next_checkpoint = (step // training.checkpoint_every + 1) * training.checkpoint_every
             num_steps = min(training.steps_per_loop, training.train_steps - step, next_checkpoint - step)
             started = time.time()
-            metrics = trainer.run_loop(iterator, num_steps)
+            metrics = run_in_worker(trainer.run_loop, iterator, num_steps)
             seconds = time.time() - started
             step = metrics.step
-            values = dataclasses.asdict(metrics)
-            if not all(math.isfinite(values[name]) for name in values if name != "step"):
+            values = {name: getattr(metrics, name) for name in METRIC_NAMES}
+            if not metrics.finite or not all(math.isfinite(value) for value in values.values()):
                 raise TrainingDivergedError(
                     f"non-finite loss at step {step} ({values}); the last good checkpoint "
                     f"{manager.latest_checkpoint or '(none)'} is intact"
                 )
-            steps_per_second = num_steps / seconds
-            remaining = (training.train_steps - step) / steps_per_second
+            if not metrics.num_steps:
+                break  # stopped before the loop's first step
+            steps_per_second = metrics.num_steps / max(seconds, 1e-9)
             log(
                 f"step {step}/{training.train_steps}  d_loss {metrics.discriminator_loss:.4f}  "
                 f"g_loss {metrics.generator_loss:.4f}  D(real) {metrics.real_logits:.3f}  "
                 f"D(fake) {metrics.fake_logits:.3f}  {steps_per_second:.2f} steps/s  "
-                f"ETA {time.strftime('%H:%M:%S', time.gmtime(remaining))}"
+                f"ETA {eta_text((training.train_steps - step) / steps_per_second)}"
             )
             # Small images are enlarged (nearest neighbour) so that a grid is at least ~512 pixels wide.
             enlargement = max(1, 128 // config.model.image_size)
             grid = upscale(image_grid(trainer.sample(fixed_z, fixed_labels).numpy(), columns=4), enlargement)
-            save_png(grid, os.path.join(samples_directory, f"step_{step:08d}.png"))
-            save_png(grid, samples_path)
+            _written(f"samples in {samples_directory}", lambda: save_png(grid, os.path.join(
+                samples_directory, f"step_{step:08d}.png")))
+            _written(f"samples in {samples_directory}", lambda: save_png(grid, samples_path))
             with writer.as_default(step=step):
                 for name, value in values.items():
-                    if name != "step":
-                        tf.summary.scalar(f"train/{name}", value)
+                    tf.summary.scalar(f"train/{name}", value)
                 tf.summary.scalar("train/steps_per_second", steps_per_second)
                 for name, value in trainer.attention_sigma_ratios().items():
                     tf.summary.scalar(f"sigma_ratio/{name}", value)
@@ -253,18 +408,20 @@ def run_training(config: ExperimentConfig, workdir, strategy, log=logging.info, 
                     log(f"step {step}  " + "  ".join(f"{n} {scores[n]:.4f}" for n in EVALUATION_SCORES if n in scores))
             writer.flush()
             if step % training.checkpoint_every == 0 or step == training.train_steps:
-                checkpoint_path = manager.save(checkpoint_number=step)
-            if preemption.raised:
-                if manager.latest_checkpoint != checkpoint_path or not checkpoint_path.endswith(f"-{step}"):
-                    checkpoint_path = manager.save(checkpoint_number=step)
-                log(f"SIGTERM: saved {checkpoint_path} at step {step}; exiting")
-                preempted = True
-                break
+                checkpoint_path = save(step)
+        stop_signal = stop.signal_name or ""
 
+    if step != start_step and not checkpoint_path.endswith(f"-{step}"):
+        checkpoint_path = save(step)
     export_directory = os.path.join(workdir, workdirs.EXPORT_DIRECTORY)
-    if not preempted:
-        if not checkpoint_path.endswith(f"-{step}"):
-            checkpoint_path = manager.save(checkpoint_number=step)
-        export_generator(trainer.sampling_generator, config.model, export_directory)
+    if stop_signal:
+        log(f"{stop_signal}: saved {checkpoint_path or '(no checkpoint yet)'} at step {step}; rerun to resume")
+    elif step != start_step or not tf.io.gfile.exists(export_directory):
+        _written(
+            f"the export {export_directory}",
+            lambda: export_generator(trainer.sampling_generator, config.model, export_directory, overwrite=True),
+        )
         log(f"exported the generator to {export_directory}")
-    return TrainingResult(step, preempted, checkpoint_path, export_directory, samples_path)
+    else:
+        log(f"nothing to train: step {step} is train_steps; the export {export_directory} is kept")
+    return TrainingResult(step, bool(stop_signal), checkpoint_path, export_directory, samples_path, stop_signal)

@@ -108,17 +108,20 @@ def _validate_generator(generator, model_config):
         raise ExportError(f"the generator was built for {generator_config}, not for {model_config}")
 
 
-def export_generator(generator, model_config: ModelConfig, output_directory):
-    """Writes `generator` as a SavedModel (see the module docstring) to `output_directory`, replacing an export.
+def export_generator(generator, model_config: ModelConfig, output_directory, overwrite=False):
+    """Writes `generator` as a SavedModel (see the module docstring) to `output_directory`.
 
-    Returns the output directory. Raises ExportError when the directory exists and holds something other
-    than an export, or when the traced serving function would write a variable.
+    An existing export is replaced only with `overwrite`. Returns the output directory. Raises ExportError
+    when the directory holds an export and not `overwrite`, when it holds something other than an export,
+    or when the traced serving function would write a variable.
     """
     _validate_generator(generator, model_config)
     output_directory = absolute_path(os.fspath(output_directory).rstrip("/"))
     if tf.io.gfile.exists(output_directory):
         if not tf.io.gfile.isdir(output_directory):
             raise ExportError(f"{output_directory!r} exists and is not a directory")
+        if _is_export(output_directory) and not overwrite:
+            raise ExportError(f"{output_directory!r} already holds an export; pass --overwrite to replace it")
         if tf.io.gfile.listdir(output_directory) and not _is_export(output_directory):
             raise ExportError(
                 f"{output_directory!r} is a non-empty directory without {SAVED_MODEL_FILE}; "

@@ -83,3 +83,91 @@ def write_bytes_atomically(path, data):
 def write_text_atomically(path, text):
     """`write_bytes_atomically` of `text` encoded as UTF-8."""
     return write_bytes_atomically(path, text.encode("utf8"))
+
+
+def create_exclusively(path, data):
+    """Creates `path` holding `data` (bytes) only if no file is there; returns whether it was created.
+
+    On a local disk this is one atomic step (O_CREAT | O_EXCL): of two processes racing for the same path,
+    exactly one creates it. Other file systems (gs://) have no such call in tf.io.gfile: the data goes to a
+    temporary sibling that is renamed only when `path` does not exist yet, which leaves a short window in
+    which two writers can both succeed; callers that need more read the file back (see `ylg_tf.run_lock`).
+    """
+    path = os.fspath(path)
+    if not is_remote(path):
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+        except BaseException:
+            os.remove(path)
+            raise
+        return True
+    temporary = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    with tf.io.gfile.GFile(temporary, "wb") as file:
+        file.write(data)
+    try:
+        tf.io.gfile.rename(temporary, path, overwrite=False)
+    except tf.errors.AlreadyExistsError:
+        return False
+    finally:
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.remove(temporary)
+    return True
+
+
+def check_writable(directory):
+    """Creates `directory` if needed and writes and removes a small file in it.
+
+    Raises PermissionError naming the directory when it cannot be written (a read-only disk or bucket),
+    so a run finds this out before its work, not at its first save.
+    """
+    directory = os.fspath(directory)
+    make_directory(directory)
+    probe = os.path.join(directory, f".write-test.tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        with tf.io.gfile.GFile(probe, "wb") as file:
+            file.write(b"ok")
+        tf.io.gfile.remove(probe)
+    except (OSError, tf.errors.OpError) as error:
+        detail = getattr(error, "message", None) or str(error)
+        raise PermissionError(f"directory {directory!r} is not writable: {' '.join(detail.split())}") from None
+
+
+def remove_matching(directory, patterns):
+    """Removes the files and directories directly in `directory` whose names match one of the glob
+    `patterns`; returns the removed paths (none when `directory` does not exist)."""
+    directory = os.fspath(directory)
+    if not tf.io.gfile.isdir(directory):
+        return []
+    removed = []
+    for pattern in patterns:
+        for path in sorted(tf.io.gfile.glob(os.path.join(directory, pattern))):
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
+            removed.append(path)
+    return removed
+
+
+def remove_empty_directories(directory):
+    """Removes `directory` and its sub-directories if they hold no file; returns whether it was removed."""
+    directory = os.fspath(directory)
+    if not tf.io.gfile.isdir(directory):
+        return False
+    empty = True
+    for entry in tf.io.gfile.listdir(directory):
+        child = os.path.join(directory, entry.rstrip("/"))
+        if not (tf.io.gfile.isdir(child) and remove_empty_directories(child)):
+            empty = False
+    if not empty:
+        return False
+    if is_remote(directory):
+        tf.io.gfile.rmtree(directory)
+    else:
+        os.rmdir(directory)
+    return True

@@ -58,6 +58,10 @@ def read_rgb(path):
             picture.load()
             picture = ImageOps.exif_transpose(picture)
             pixels = _to_rgb(picture)
+    except Image.DecompressionBombError:
+        raise ValueError(
+            f"image file {path!r} has too many pixels to read safely (more than {2 * Image.MAX_IMAGE_PIXELS})"
+        ) from None
     except UnidentifiedImageError:
         raise ValueError(f"{path!r} is not an image file PIL can read (JPEG, PNG, BMP, GIF, WebP, TIFF, ...)") from None
     except (OSError, SyntaxError, ValueError) as error:

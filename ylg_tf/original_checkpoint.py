@@ -130,8 +130,17 @@ def load_original_checkpoint(checkpoint_prefix, generator, discriminator):
         problems.append(f"{len(misshaped)} mis-shaped: {', '.join(misshaped)}")
     if problems:
         raise OriginalCheckpointError(f"checkpoint {checkpoint_prefix!r} does not fit the model: " + "; ".join(problems))
+    values = {}
+    for key in mapping:
+        try:
+            values[key] = reader.get_tensor(key)
+        except (tf.errors.OpError, LookupError, ValueError) as error:  # LookupError: a short read
+            detail = " ".join(str(error).split())[:200]
+            raise OriginalCheckpointError(
+                f"checkpoint {checkpoint_prefix!r} is truncated or corrupt: cannot read {key} ({detail})"
+            ) from None
     for key, variable in mapping.items():
-        variable.assign(np.asarray(reader.get_tensor(key), dtype=variable.dtype.as_numpy_dtype))
+        variable.assign(np.asarray(values[key], dtype=variable.dtype.as_numpy_dtype))
     unused = sorted(set(shapes) - set(mapping) - {"global_step"})
     if unused:
         logging.info("ignored %d checkpoint variables not used by the networks (e.g. %s)", len(unused), unused[0])

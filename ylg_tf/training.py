@@ -35,17 +35,23 @@ def _adam(learning_rate, training_config):
 
 @dataclasses.dataclass(frozen=True)
 class LoopMetrics:
-    """Means over the steps of one loop."""
+    """Means over the steps one loop ran; `num_steps` fewer than asked when a stop was requested or a step's
+    metrics were not finite (`finite` False: the loop ended after that step)."""
 
     step: int
     discriminator_loss: float
     generator_loss: float
     real_logits: float
     fake_logits: float
+    num_steps: int = 0
+    finite: bool = True
 
 
 class Trainer:
     """Owns the networks, optimizers and step counter; `train_loop(iterator, num_steps)` runs the steps.
+
+    The loop reads `stop_flag` (a boolean tf.Variable, see `ylg_tf.stop_request`) before every step and ends
+    when it is set, or after a step whose losses or logits are not finite.
 
     Args:
       config: the experiment config.
@@ -65,6 +71,7 @@ class Trainer:
             )
         self.per_replica_batch_size = self.global_batch_size // replicas
         training = config.training
+        self.stop_flag = tf.Variable(False, trainable=False, name="stop_flag")  # outside the strategy: host state
         with strategy.scope():
             self.generator = Generator(config.model).build_for_config()
             self.discriminator = Discriminator(config.model).build_for_config()
@@ -195,16 +202,48 @@ class Trainer:
 
     def _train_loop_eager(self, iterator, num_steps):
         totals = tf.zeros([len(METRIC_NAMES)])
-        for _ in tf.range(num_steps):
+        steps_done = tf.constant(0, tf.int64)
+        finite = tf.constant(True)
+        # The checks sit in the loop's condition, so the step itself is not inside a conditional.
+        while tf.logical_and(
+            steps_done < num_steps, tf.logical_and(finite, tf.logical_not(self.stop_flag.read_value()))
+        ):
             batches = tuple(next(iterator) for _ in range(self.config.training.discriminator_steps))
             per_replica = self.strategy.run(self._replica_step, args=(batches,))
-            totals += self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-        return totals / tf.cast(num_steps, tf.float32)
+            step_metrics = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            finite = tf.reduce_all(tf.math.is_finite(step_metrics))
+            totals += step_metrics
+            steps_done += 1
+        return totals / tf.cast(tf.maximum(steps_done, 1), tf.float32), steps_done, finite
+
+    def trace_loop(self, iterator):
+        """Traces the training loop for this iterator without running a step (the first run_loop reuses it)."""
+        self.train_loop.get_concrete_function(iterator, tf.constant(1, tf.int64))
 
     def run_loop(self, iterator, num_steps):
-        """Runs `num_steps` steps and returns their mean metrics (the host's only view of them)."""
-        means = self.train_loop(iterator, tf.constant(num_steps, tf.int64)).numpy()
-        return LoopMetrics(int(self.step.numpy()), *(float(value) for value in means))
+        """Runs up to `num_steps` steps and returns their mean metrics (the host's only view of them)."""
+        means, steps_done, finite = self.train_loop(iterator, tf.constant(num_steps, tf.int64))
+        return LoopMetrics(
+            int(self.step.numpy()), *(float(value) for value in means.numpy()), int(steps_done), bool(finite)
+        )
+
+    def apply_learning_rates(self):
+        """Sets the optimizers' rates to the config's (a restore brings back the rates the run was saved with)."""
+        training = self.config.training
+        self.generator_optimizer.learning_rate = training.generator_learning_rate
+        self.discriminator_optimizer.learning_rate = training.discriminator_learning_rate
+
+    def non_finite_variables(self):
+        """Names of the checkpointed variables holding a NaN or infinite value."""
+        networks = [self.generator, self.discriminator, self.generator_optimizer, self.discriminator_optimizer]
+        if self.generator_ema is not None:
+            networks.append(self.generator_ema)
+        return [
+            variable.name
+            for network in networks
+            for variable in network.variables
+            if variable.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(variable)))
+        ]
 
     def sample(self, z, labels):
         """Images from the sampling generator in inference mode."""

@@ -16,6 +16,7 @@ every read and write here goes through tf.io.gfile, files through `ylg_tf.files`
 """
 
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -23,8 +24,8 @@ import os
 
 import tensorflow as tf
 
-from ylg_tf.config import ExperimentConfig
-from ylg_tf.files import make_directory, write_text_atomically
+from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig
+from ylg_tf.files import is_remote, make_directory, write_text_atomically
 from ylg_tf.networks import Discriminator, Generator
 
 CONFIG_FILE = "config.json"
@@ -32,6 +33,7 @@ CHECKPOINT_DIRECTORY = "checkpoints"
 SAMPLES_DIRECTORY = "samples"
 SUMMARIES_DIRECTORY = "summaries"
 EXPORT_DIRECTORY = "export"
+CHECKPOINT_STATE_FILE = "checkpoint"  # written by tf.train.CheckpointManager beside the checkpoints
 CHECKPOINTS_KEPT = 5  # checkpoints a CheckpointManager keeps in DIR/checkpoints
 _ERROR_DETAIL_CHARACTERS = 240
 
@@ -64,8 +66,70 @@ def checkpoint_directory(workdir):
     return os.path.join(os.fspath(workdir), CHECKPOINT_DIRECTORY)
 
 
+def _checkpoint_state(directory):
+    """The tf.train.CheckpointState of a checkpoint directory; None when its state file is missing or garbled
+    (reported by the caller, in one line)."""
+    with _tensorflow_warnings_off():
+        try:
+            return tf.train.get_checkpoint_state(directory)
+        except UnicodeDecodeError:
+            return None
+
+
 def latest_checkpoint(workdir):
-    return tf.train.latest_checkpoint(checkpoint_directory(workdir))
+    """The newest checkpoint of the state file, else the newest found on disk, else None."""
+    state = _checkpoint_state(checkpoint_directory(workdir))
+    if state and state.model_checkpoint_path and tf.io.gfile.exists(state.model_checkpoint_path + ".index"):
+        return state.model_checkpoint_path
+    on_disk = checkpoints_on_disk(workdir)
+    return on_disk[-1] if on_disk else None
+
+
+def checkpoints_on_disk(workdir):
+    """The "ckpt-<step>" prefixes that have an index file in DIR/checkpoints, oldest first."""
+    directory = checkpoint_directory(workdir)
+    if not tf.io.gfile.isdir(directory):
+        return []
+    steps = []
+    for name in tf.io.gfile.listdir(directory):
+        stem, _, extension = name.rpartition(".")
+        if extension == "index" and stem.startswith("ckpt-") and stem[len("ckpt-"):].isdigit():
+            steps.append(int(stem[len("ckpt-"):]))
+    return [os.path.join(directory, f"ckpt-{step}") for step in sorted(steps)]
+
+
+def reconcile_checkpoint_state(workdir):
+    """Makes DIR/checkpoints/checkpoint (the state file that tf.train.CheckpointManager and
+    tf.train.latest_checkpoint consult) list the checkpoints found on disk, when it is missing, unreadable or
+    lists others. Returns a one-line description of what was rewritten, or None when nothing was."""
+    found = checkpoints_on_disk(workdir)
+    if not found:
+        return None
+    directory = checkpoint_directory(workdir)
+    state_path = os.path.join(directory, CHECKPOINT_STATE_FILE)
+    state = _checkpoint_state(directory)
+    listed = [os.path.basename(path) for path in state.all_model_checkpoint_paths] if state else []
+    names = [os.path.basename(path) for path in found]
+    if state is not None and listed == names and os.path.basename(state.model_checkpoint_path) == names[-1]:
+        return None
+    if not tf.io.gfile.exists(state_path):
+        reason = "is missing"
+    elif state is None:
+        reason = "is unreadable"
+    else:
+        reason = f"lists {', '.join(listed) or 'nothing'}"
+    # The text format of tf.train.CheckpointState, with paths relative to the directory as the manager writes
+    # them; the manager only manages (and deletes, beyond CHECKPOINTS_KEPT) checkpoints whose timestamp is
+    # after last_preserved_timestamp.
+    times = [tf.io.gfile.stat(path + ".index").mtime_nsec / 1e9 for path in found]
+    text = (
+        f"model_checkpoint_path: {json.dumps(names[-1])}\n"
+        + "".join(f"all_model_checkpoint_paths: {json.dumps(name)}\n" for name in names)
+        + "".join(f"all_model_checkpoint_timestamps: {time!r}\n" for time in times)
+        + f"last_preserved_timestamp: {min(times) - 1.0!r}\n"
+    )
+    write_text_atomically(state_path, text)
+    return f"checkpoint state file {state_path} {reason}; rewrote it from the checkpoints on disk: {', '.join(names)}"
 
 
 def checkpoint_step(checkpoint_path):
@@ -92,6 +156,29 @@ def resolve_checkpoint(workdir, checkpoint=None):
     return found
 
 
+def check_checkpoint_model(path, config: ExperimentConfig, workdir):
+    """Raises WorkdirError when the checkpoint at `path` belongs to a work directory (DIR/checkpoints/ckpt-N
+    beside DIR/config.json) whose model differs from `config`'s, the computation fields
+    (`ylg_tf.config.COMPUTATION_FIELDS`) aside. Networks of another attention kind can have the same variables
+    and shapes (SAGAN and YLG do), so restoring would succeed and compute something else."""
+    owner = os.path.dirname(os.path.dirname(os.fspath(path)))
+    if not tf.io.gfile.exists(os.path.join(owner, CONFIG_FILE)):
+        return  # a checkpoint without its work directory: only its variables can be checked
+    if os.path.abspath(owner) == os.path.abspath(os.fspath(workdir)) and not is_remote(owner):
+        return
+    other = load_config(owner).model
+    differences = [
+        f"{field.name}: {getattr(other, field.name)!r} there, {getattr(config.model, field.name)!r} here"
+        for field in dataclasses.fields(other)
+        if field.name not in COMPUTATION_FIELDS and getattr(other, field.name) != getattr(config.model, field.name)
+    ]
+    if differences:
+        raise WorkdirError(
+            f"checkpoint {os.fspath(path)!r} belongs to work directory {owner!r}, whose model differs from "
+            f"{os.path.join(os.fspath(workdir), CONFIG_FILE)!r} ({'; '.join(differences)}); use --workdir={owner}"
+        )
+
+
 def restore_networks(workdir, checkpoint=None, use_ema=True):
     """(config, generator, discriminator, step) rebuilt from a work directory alone.
 
@@ -101,6 +188,7 @@ def restore_networks(workdir, checkpoint=None, use_ema=True):
     """
     config = load_config(workdir)
     path = resolve_checkpoint(workdir, checkpoint)
+    check_checkpoint_model(path, config, workdir)
     generator = Generator(config.model).build_for_config()
     discriminator = Discriminator(config.model).build_for_config()
     step = tf.Variable(0, dtype=tf.int64)
