@@ -76,6 +76,7 @@ def test_demo_preset_end_to_end(tmp_path):
         (["--discriminator_attention_resolutions=8,x"], "--discriminator_attention_resolutions='8,x'"),
         (["--attention_block=residual"], "needs attention='none', got attention='ylg'"),
         (["--discriminator_steps=0"], "discriminator_steps=0"),
+        (["--batch_size=100000000"], "batch_size=100000000: one batch of 32x32 float32 images is 1144.4 GiB"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, arguments, named):

@@ -438,3 +438,13 @@ def test_a_run_whose_dataset_cannot_be_built_leaves_no_config_behind(tmp_path):
         run_training(config, str(tmp_path / "run"), tf.distribute.get_strategy(), log=lambda m: None)
     # No config.json claims the directory, so the next attempt may train another model there.
     assert not os.path.exists(tmp_path / "run" / "config.json")
+
+
+def test_a_batch_larger_than_the_memory_is_refused_before_anything_runs():
+    from ylg_tf.experiment import check_batch_fits_in_memory
+
+    config = TEST_CONFIG.replace(training={"batch_size": 1_000_000})
+    batch_bytes = 1_000_000 * 32 * 32 * 3 * 4
+    check_batch_fits_in_memory(config, memory_bytes=batch_bytes)  # exactly fits
+    with pytest.raises(ValueError, match=r"batch_size=1000000: one batch of 32x32 float32 images is 11.4 GiB, more than this machine's 11.4 GiB"):
+        check_batch_fits_in_memory(config, memory_bytes=batch_bytes - 1)

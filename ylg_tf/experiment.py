@@ -64,6 +64,30 @@ class TrainingResult:
     stop_signal: str = ""  # "SIGTERM" or "SIGINT" when a signal stopped the run
 
 
+def physical_memory_bytes():
+    """This host's physical memory, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_batch_fits_in_memory(config: ExperimentConfig, memory_bytes=None):
+    """Fails, naming batch_size, when one global batch of float32 images alone exceeds the host's memory.
+
+    The input pipeline holds at least that much on the host, so such a run could only die later with an
+    allocation failure deep inside TensorFlow.
+    """
+    memory_bytes = physical_memory_bytes() if memory_bytes is None else memory_bytes
+    size = config.model.image_size
+    batch_bytes = config.training.batch_size * size * size * 3 * 4
+    if memory_bytes and batch_bytes > memory_bytes:
+        raise ValueError(
+            f"batch_size={config.training.batch_size}: one batch of {size}x{size} float32 images is "
+            f"{batch_bytes / 2**30:.1f} GiB, more than this machine's {memory_bytes / 2**30:.1f} GiB of memory"
+        )
+
+
 def check_data_config(config: ExperimentConfig):
     """Fails early, with the bad value named, when the data cannot feed the model."""
     data = config.data
@@ -72,6 +96,7 @@ def check_data_config(config: ExperimentConfig):
         raise ValueError("dataset 'folder' needs --data_dir=DIR (one sub-folder of images per class)")
     if data.data_dir and not tf.io.gfile.isdir(data.data_dir):  # gs:// data directories on TPUs
         raise FileNotFoundError(f"data directory {data.data_dir!r} does not exist")
+    check_batch_fits_in_memory(config)
     if info.num_classes is not None and info.num_classes > config.model.num_classes:
         raise ValueError(
             f"dataset {data.dataset!r} has {info.num_classes} classes but the model has "
