@@ -107,7 +107,7 @@ def test_placement_flags_reach_the_model_and_generate_draws_the_chosen_layer(tmp
     reader = tf.train.load_checkpoint(workdirs.latest_checkpoint(workdir))
     shapes = reader.get_variable_to_shape_map()
     assert any("generator/g_ops_8/" in key for key in shapes)
-    assert reader.get_tensor("discriminator_optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE") == 4  # 2 steps x 2
+    assert reader.get_tensor("discriminator_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 4  # 2 steps x 2
 
     generate = REPOSITORY_ROOT / "tools" / "generate.py"
     common = [sys.executable, str(generate), f"--workdir={workdir}", "--labels=0", "--num=1", "--attention_at=16,8"]

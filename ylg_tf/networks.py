@@ -290,14 +290,10 @@ class ConfiguredNetwork(tf_keras.Model):
             if placement.after == block_index
         ]
 
-    def _reading_resolution(self, return_attention, attention_resolution):
-        if return_attention and self.attention_layers:
+    def _reading_resolution(self, attention_resolution):
+        """The side at which features / attention are read; the default place for a model without attention."""
+        if self.attention_layers or attention_resolution is not None:
             return self.attention_resolution(attention_resolution)
-        if attention_resolution is not None:
-            return self.attention_resolution(attention_resolution)
-        layers = self.attention_layers
-        if layers:
-            return self.attention_resolution()
         return DEFAULT_ATTENTION_RESOLUTIONS[self.network][self.model_config.image_size]
 
 
@@ -345,7 +341,7 @@ class Generator(ConfiguredNetwork):
 
     def call(self, inputs, training=None, return_attention=False, attention_resolution=None):
         z, labels = inputs
-        read = self._reading_resolution(return_attention, attention_resolution) if return_attention else None
+        read = self._reading_resolution(attention_resolution) if return_attention else None
         hidden = self.g_snh0(z, training=training)
         hidden = tf.reshape(hidden, [-1, 4, 4, self.initial_channels])
         probabilities = None
@@ -414,7 +410,7 @@ class Discriminator(ConfiguredNetwork):
         images, labels = inputs
         read = None
         if return_features or return_attention:
-            read = self._reading_resolution(return_attention, attention_resolution)
+            read = self._reading_resolution(attention_resolution)
         hidden = images
         features = probabilities = None
         size = self.model_config.image_size
