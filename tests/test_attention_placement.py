@@ -314,3 +314,20 @@ def test_config_json_round_trip_keeps_the_places():
     config = ExperimentConfig(model=_config(image_size=32, attention="sagan", generator_attention_resolutions=(8, 32)))
     restored = ExperimentConfig.from_dict(json.loads(config.to_json()))
     assert restored == config and restored.model.generator_attention_resolutions == (8, 32)
+
+
+def test_inversion_takes_saliency_and_features_at_the_chosen_discriminator_layer():
+    from ylg_tf.inversion import InversionConfig, invert
+
+    config = _config(image_size=32, attention="sagan", generator_channels=4, discriminator_channels=8,
+                     discriminator_attention_resolutions=(8, 4))
+    generator, discriminator = build_networks(config)
+    image = np.zeros((32, 32, 3), np.float32)
+    for side in (None, 4):
+        result = invert(generator, discriminator, image, 0,
+                        InversionConfig(restarts=1, steps=2, steps_per_call=2, attention_resolution=side))
+        expected = 8 if side is None else 4  # None: D's layer at the original place (8x8 at image size 32)
+        assert result.saliency.shape == (1, expected, expected)
+        assert np.isfinite(result.loss_history).all()
+    with pytest.raises(ValueError, match="no attention layer on 16x16 maps; its attention layers are on 8x8, 4x4"):
+        invert(generator, discriminator, image, 0, InversionConfig(restarts=1, steps=1, attention_resolution=16))
