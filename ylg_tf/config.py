@@ -22,6 +22,16 @@ DEFAULT_ATTENTION_RESOLUTIONS = {
 COMPUTATION_FIELDS = ("attention_implementation",)
 
 
+def model_differences(first, second):
+    """(field name, first's value, second's value) for each ModelConfig field where the two models differ,
+    the computation fields aside (they change how the networks compute, not what)."""
+    return [
+        (field.name, getattr(first, field.name), getattr(second, field.name))
+        for field in dataclasses.fields(first)
+        if field.name not in COMPUTATION_FIELDS and getattr(first, field.name) != getattr(second, field.name)
+    ]
+
+
 def feature_map_sizes(image_size, network):
     """The feature-map sides where `network` can take an attention (or residual) block, smallest first.
 
@@ -114,7 +124,7 @@ class ModelConfig:
             if bad:
                 raise ValueError(
                     f"{name}={value!r}: the {network} at image_size={self.image_size} has no "
-                    f"{'x'.join([str(bad[0])] * 2)} feature map; choose from {allowed}"
+                    f"{bad[0]}x{bad[0]} feature map; choose from {allowed}"
                 )
             if len(set(value)) != len(value):
                 raise ValueError(f"{name}={value!r} names a feature-map size twice")

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from ylg_tf import files, run_lock
 from ylg_tf import workdir as workdirs
-from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig
+from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig, model_differences
 from ylg_tf.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
 from ylg_tf.export import export_generator
 from ylg_tf.stop_request import StopRequest, run_in_worker
@@ -114,11 +114,7 @@ def check_same_model(config: ExperimentConfig, workdir):
     if not tf.io.gfile.exists(os.path.join(workdir, workdirs.CONFIG_FILE)):
         return
     existing = workdirs.load_config(workdir).model
-    changed = [
-        f"{field.name}: {getattr(existing, field.name)!r} -> {getattr(config.model, field.name)!r}"
-        for field in dataclasses.fields(existing)
-        if field.name not in COMPUTATION_FIELDS and getattr(existing, field.name) != getattr(config.model, field.name)
-    ]
+    changed = [f"{name}: {old!r} -> {new!r}" for name, old, new in model_differences(existing, config.model)]
     if changed:
         raise ValueError(
             f"work directory {workdir!r} holds another model ({'; '.join(changed)}); choose a new --workdir"

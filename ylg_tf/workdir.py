@@ -16,7 +16,6 @@ every read and write here goes through tf.io.gfile, files through `ylg_tf.files`
 """
 
 import contextlib
-import dataclasses
 import gc
 import json
 import logging
@@ -24,7 +23,7 @@ import os
 
 import tensorflow as tf
 
-from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig
+from ylg_tf.config import ExperimentConfig, model_differences
 from ylg_tf.files import is_remote, make_directory, write_text_atomically
 from ylg_tf.networks import Discriminator, Generator
 
@@ -168,9 +167,7 @@ def check_checkpoint_model(path, config: ExperimentConfig, workdir):
         return
     other = load_config(owner).model
     differences = [
-        f"{field.name}: {getattr(other, field.name)!r} there, {getattr(config.model, field.name)!r} here"
-        for field in dataclasses.fields(other)
-        if field.name not in COMPUTATION_FIELDS and getattr(other, field.name) != getattr(config.model, field.name)
+        f"{name}: {there!r} there, {here!r} here" for name, there, here in model_differences(other, config.model)
     ]
     if differences:
         raise WorkdirError(
