@@ -31,12 +31,11 @@ import pathlib
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # this script's own output is the table
 
 from absl import flags  # noqa: E402
 
-from benchmarks import common  # noqa: E402
+import common  # noqa: E402  (beside this script)
 from ylg_tf import command_line  # noqa: E402
 
 IMPLEMENTATIONS = ("sagan_1head", "ylg_masked_dense", "ylg_block_sparse")
@@ -72,8 +71,8 @@ def estimated_memory_bytes(implementation, size, batch):
 
 
 def _make_layer(implementation):
-    from ylg_tf.attention import LocalSparseAttention, SelfAttention
-    from ylg_tf.block_sparse_attention import BlockSparseLocalAttention
+    from ylg_tf.attention.layers import LocalSparseAttention, SelfAttention
+    from ylg_tf.attention.block_sparse import BlockSparseLocalAttention
 
     if implementation == "sagan_1head":
         return SelfAttention(num_heads=1)
@@ -264,8 +263,8 @@ def _validate_flags():
     for name in ("batch", "repeats"):
         if getattr(FLAGS, name) <= 0:
             raise ValueError(f"--{name}={getattr(FLAGS, name)} must be positive")
-    from ylg_tf.attention import LOCAL_PATTERNS
-    from ylg_tf.masks import GEOMETRIES
+    from ylg_tf.attention.layers import LOCAL_PATTERNS
+    from ylg_tf.attention.masks import GEOMETRIES
 
     if FLAGS.pattern not in LOCAL_PATTERNS:
         raise ValueError(f"--pattern={FLAGS.pattern!r} is not one of {LOCAL_PATTERNS}")

@@ -22,14 +22,12 @@ import pathlib
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import flags  # noqa: E402
 
-from benchmarks import common  # noqa: E402
+import common  # noqa: E402  (beside this script)
 from ylg_tf import command_line  # noqa: E402
 
 REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]

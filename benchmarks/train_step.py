@@ -40,12 +40,11 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # this script's own output is the table
 
 from absl import flags  # noqa: E402
 
-from benchmarks import common  # noqa: E402
+import common  # noqa: E402  (beside this script)
 from ylg_tf import command_line  # noqa: E402
 
 # Variant suffix -> the attention_implementation it forces.
@@ -85,7 +84,7 @@ FLAGS = flags.FLAGS
 def variant_config(variant, size):
     """The experiment config of a variant ("sagan", "ylg", "ylg_dense", ...) at `size`."""
     from ylg_tf.config import PRESETS, get_preset
-    from ylg_tf.networks import check_attention_channels
+    from ylg_tf.models.networks import check_attention_channels
 
     preset, implementation = variant, None
     for suffix, forced in IMPLEMENTATION_SUFFIXES.items():
@@ -238,8 +237,8 @@ def run_case(variant, size):
     import numpy as np
     import tensorflow as tf
 
-    from ylg_tf.distribution import create_strategy
-    from ylg_tf.training import Trainer
+    from ylg_tf.training.distribution import create_strategy
+    from ylg_tf.training.trainer import Trainer
 
     config = variant_config(variant, size)
     rng = np.random.default_rng(0)

@@ -10,10 +10,8 @@ checkpoint after the step in progress; a second Ctrl-C exits at once.
 """
 
 import os
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ylg_tf import command_line  # noqa: E402
 
 command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows them
@@ -98,15 +96,15 @@ def main(argv):
 
     import tf_keras
 
-    from ylg_tf.distribution import create_strategy
-    from ylg_tf.files import absolute_path
-    from ylg_tf.experiment import CheckpointUnreadableError, TrainingDivergedError, run_training
+    from ylg_tf.training.distribution import create_strategy
+    from ylg_tf.storage.files import absolute_path
+    from ylg_tf.training.experiment import CheckpointUnreadableError, TrainingDivergedError, run_training
 
     tf_keras.utils.set_random_seed(config.training.seed)
     strategy = create_strategy(FLAGS.tpu)
     evaluator = None
     if config.training.eval_every:
-        from ylg_tf.evaluation import make_periodic_evaluator
+        from ylg_tf.evaluation.periodic import make_periodic_evaluator
 
         evaluator = make_periodic_evaluator(
             config, workdir, FLAGS.inception, cache_directory=command_line.default_classifier_cache_directory()

@@ -1,18 +1,15 @@
-"""Shared test set-up: quiet TensorFlow, make the repository importable, locate fixtures."""
+"""Shared test set-up: quiet TensorFlow, locate fixtures (the package itself is installed: pip install -e .)."""
 
 import os
 import pathlib
-import sys
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(REPOSITORY_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPOSITORY_ROOT))
 
-import original_fixture  # noqa: E402  (after the path set-up above; loads no TensorFlow)
+import original_fixture  # noqa: E402  (a helper beside this file; loads no TensorFlow)
 
 # Fixtures made by running the original code travel with the repository (tests/fixtures, see its README);
 # the environment variables point the same tests at another directory of the same layout, e.g. the shared

@@ -6,20 +6,17 @@ that does not divide the replicas is refused.
 """
 
 import json
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ylg_tf.distribution import configure_logical_cpus, create_strategy  # noqa: E402
+from ylg_tf.training.distribution import configure_logical_cpus, create_strategy  # noqa: E402
 
 configure_logical_cpus(2)
 
 from ylg_tf.config import get_preset  # noqa: E402
-from ylg_tf.training import Trainer  # noqa: E402
+from ylg_tf.training.trainer import Trainer  # noqa: E402
 
 
 def variable_kind(name):

@@ -1,4 +1,4 @@
-"""Tests for ylg_tf.attention against a NumPy implementation of the whole layer (spec section 2).
+"""Tests for ylg_tf.attention.layers against a NumPy implementation of the whole layer (spec section 2).
 
 Reference: 1x1 convolutions are matmuls with kernels divided by their exact spectral norm (one power
 iteration from the stored u); keys and values are 2x2 max-pooled; theta/phi/g are split head-major
@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf import masks
-from ylg_tf.attention import LocalSparseAttention, SelfAttention, merge_heads, split_heads
+from ylg_tf.attention import masks
+from ylg_tf.attention.layers import LocalSparseAttention, SelfAttention, merge_heads, split_heads
 
 # ---------------------------------------------------------------------------------------------------------
 # NumPy reference

@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from conftest import REPOSITORY_ROOT
 from ylg_tf.config import ExperimentConfig, ModelConfig, TrainingConfig, feature_map_sizes
-from ylg_tf.networks import Discriminator, build_networks, placements
-from ylg_tf.spectral_normalization import SpectralNormalizedKernel
-from ylg_tf.training import Trainer
+from ylg_tf.models.networks import Discriminator, build_networks, placements
+from ylg_tf.normalization.spectral import SpectralNormalizedKernel
+from ylg_tf.training.trainer import Trainer
 
 LAYOUT_FILE = REPOSITORY_ROOT / "tests" / "data" / "default_placement_variables.json"
 # The configs the stored layout was written for (num_classes 3, z_dim 8).
@@ -317,7 +317,7 @@ def test_config_json_round_trip_keeps_the_places():
 
 
 def test_inversion_takes_saliency_and_features_at_the_chosen_discriminator_layer():
-    from ylg_tf.inversion import InversionConfig, invert
+    from ylg_tf.inversion.invert import InversionConfig, invert
 
     config = _config(image_size=32, attention="sagan", generator_channels=4, discriminator_channels=8,
                      discriminator_attention_resolutions=(8, 4))

@@ -1,4 +1,4 @@
-"""Tests for ylg_tf.batch_normalization against NumPy batch normalisation (TF-GAN's `tpu.batch_norm`).
+"""Tests for ylg_tf.normalization.batch against NumPy batch normalisation (TF-GAN's `tpu.batch_norm`).
 
 Reference: training mode normalises with the batch mean and biased variance over [B, H, W] (eps 1e-3), then
 scales and shifts by gamma/beta rows gathered by label; moving averages start at 0 / 1 and follow
@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf.batch_normalization import ConditionalBatchNormalization
+from ylg_tf.normalization.batch import ConditionalBatchNormalization
 
 REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -238,15 +238,13 @@ def test_bad_arguments_are_named(kwargs, bad_value):
 # Synchronised statistics under MirroredStrategy on 2 logical CPUs (own process: devices are set before any op)
 
 DISTRIBUTED_SCRIPT = r"""
-import sys
-sys.path.insert(0, sys.argv[1])
 import numpy as np
 import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from ylg_tf.batch_normalization import ConditionalBatchNormalization
+from ylg_tf.normalization.batch import ConditionalBatchNormalization
 
 rng = np.random.default_rng(0)
 # Two calls of a global batch of 4 (2 per replica); replica 1 gets shifted, wider inputs so that

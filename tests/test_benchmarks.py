@@ -7,7 +7,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from benchmarks import train_step
+import train_step  # benchmarks/train_step.py (pytest.ini puts benchmarks/ on the path)
 from conftest import REPOSITORY_ROOT
 
 

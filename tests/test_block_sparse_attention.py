@@ -9,11 +9,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf import masks
-from ylg_tf.attention import LOCAL_PATTERNS, LocalSparseAttention
-from ylg_tf.block_sparse_attention import BlockSparseLocalAttention, build_plan
+from ylg_tf.attention import masks
+from ylg_tf.attention.layers import LOCAL_PATTERNS, LocalSparseAttention
+from ylg_tf.attention.block_sparse import BlockSparseLocalAttention, build_plan
 from ylg_tf.config import ModelConfig
-from ylg_tf.networks import make_attention
+from ylg_tf.models.networks import make_attention
 
 CHANNELS = 64  # the smallest C with 8 heads dividing C/8
 BATCH = 2

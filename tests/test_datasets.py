@@ -1,4 +1,4 @@
-"""Tests for ylg_tf.builtin_shapes and ylg_tf.datasets against NumPy/PIL references."""
+"""Tests for ylg_tf.data.builtin_shapes and ylg_tf.data.datasets against NumPy/PIL references."""
 
 import importlib.resources
 import os
@@ -10,7 +10,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from ylg_tf import builtin_shapes, datasets
+from ylg_tf.data import builtin_shapes
+from ylg_tf.data import datasets
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
-"""ylg_tf.distribution: a TPU that cannot be used is a one-line StrategyError naming it."""
+"""ylg_tf.training.distribution: a TPU that cannot be used is a one-line StrategyError naming it."""
 
 import urllib.error
 
 import pytest
 import tensorflow as tf
 
-from ylg_tf import distribution
+from ylg_tf.training import distribution
 
 
 def test_a_tpu_name_that_cannot_be_resolved_is_named_in_one_line(monkeypatch):

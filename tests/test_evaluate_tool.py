@@ -15,9 +15,11 @@ from PIL import Image
 from fake_inception import write_fake_inception_savedmodel
 from test_evaluation import reference_frechet_distance, reference_inception_score
 from tool_runner import assert_one_line_error, run_tool
-from ylg_tf import datasets, evaluation, workdir
+from ylg_tf.data import datasets
+from ylg_tf.evaluation import samples
+from ylg_tf.storage import workdir
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
-from ylg_tf.networks import Discriminator, Generator
+from ylg_tf.models.networks import Discriminator, Generator
 
 TOOL = "tools/evaluate.py"
 STEP = 7
@@ -89,7 +91,7 @@ def test_scores_equal_an_independent_recomputation(setup, first_run):
     config = setup["config"]
     _, generator, _, _ = workdir.restore_networks(setup["workdir"])
     generated = np.concatenate([
-        generator(evaluation.sample_latents(index, BATCH_SIZE, config.model.num_classes, config.model.z_dim),
+        generator(samples.sample_latents(index, BATCH_SIZE, config.model.num_classes, config.model.z_dim),
                   training=False).numpy()
         for index in range(NUM_SAMPLES // BATCH_SIZE)])
     real = next(iter(datasets.make_dataset(

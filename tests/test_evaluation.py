@@ -16,9 +16,15 @@ from ylg_tf.tfgan_import import tfgan
 from PIL import Image
 
 from fake_inception import write_fake_inception_savedmodel
-from ylg_tf import builtin_classifier, builtin_shapes, datasets, evaluation, inception, metrics, progress
+from ylg_tf.evaluation import builtin_classifier
+from ylg_tf.data import builtin_shapes
+from ylg_tf.data import datasets
+from ylg_tf.evaluation import classifiers, evaluate, periodic, real_statistics, samples
+from ylg_tf.evaluation import inception
+from ylg_tf.evaluation import metrics
+from ylg_tf import progress
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig, TrainingConfig
-from ylg_tf.networks import Generator
+from ylg_tf.models.networks import Generator
 
 RELATIVE_TOLERANCE = 1e-6
 
@@ -93,12 +99,12 @@ def batched(images, sizes):
 
 
 def test_sample_latents_are_keyed_by_seed_and_batch():
-    z, labels = evaluation.sample_latents(3, 4096, num_classes=5, z_dim=16, seed=7)
-    z_again, labels_again = evaluation.sample_latents(3, 4096, num_classes=5, z_dim=16, seed=7)
+    z, labels = samples.sample_latents(3, 4096, num_classes=5, z_dim=16, seed=7)
+    z_again, labels_again = samples.sample_latents(3, 4096, num_classes=5, z_dim=16, seed=7)
     np.testing.assert_array_equal(z, z_again)
     np.testing.assert_array_equal(labels, labels_again)
-    other_batch, _ = evaluation.sample_latents(4, 4096, num_classes=5, z_dim=16, seed=7)
-    other_seed, _ = evaluation.sample_latents(3, 4096, num_classes=5, z_dim=16, seed=8)
+    other_batch, _ = samples.sample_latents(4, 4096, num_classes=5, z_dim=16, seed=7)
+    other_seed, _ = samples.sample_latents(3, 4096, num_classes=5, z_dim=16, seed=8)
     assert not np.allclose(z, other_batch) and not np.allclose(z, other_seed)
     assert z.shape == (4096, 16) and labels.dtype == tf.int32
     assert abs(float(np.mean(z))) < 0.02 and abs(float(np.std(z)) - 1.0) < 0.02
@@ -109,19 +115,19 @@ def test_sample_latents_are_keyed_by_seed_and_batch():
 def test_evaluate_generator_equals_reference_formulas_with_partial_last_batch():
     classifier = LinearClassifier(seed=0)
     real_images = random_images(seed=1, count=23)
-    real, reused = evaluation.real_statistics(
+    real, reused = real_statistics.real_statistics(
         classifier, lambda: batched(real_images, [6, 6, 6, 6]), 23, None, {"test": 1})
     assert not reused and real.count == 23
 
-    result = evaluation.evaluate_generator(
+    result = evaluate.evaluate_generator(
         toy_sample_function, classifier, num_samples=19, batch_size=6, num_classes=3, z_dim=16,
         real_statistics=real, seed=5)
 
     # Reference: the same 19 samples drawn explicitly (batches of 6; the last keeps 1 row).
-    samples = np.concatenate([
-        toy_sample_function(*evaluation.sample_latents(index, 6, 3, 16, seed=5)).numpy()
+    generated_images = np.concatenate([
+        toy_sample_function(*samples.sample_latents(index, 6, 3, 16, seed=5)).numpy()
         for index in range(4)])[:19]
-    generated_outputs = classifier(samples)
+    generated_outputs = classifier(generated_images)
     real_pool = classifier(real_images)["pool_3"].numpy()
     expected_fid = reference_frechet_distance(generated_outputs["pool_3"].numpy(), real_pool)
     expected_score = reference_inception_score(generated_outputs["logits"].numpy())
@@ -145,9 +151,9 @@ def test_evaluate_generator_equals_reference_formulas_with_partial_last_batch():
     (16, 0, "batch_size must be an integer >= 1"),
 ])
 def test_bad_sample_counts_are_user_errors(num_samples, batch_size, message):
-    with pytest.raises(evaluation.EvaluationError, match=message):
-        evaluation.check_sample_counts(num_samples, batch_size)
-    assert issubclass(evaluation.EvaluationError, ValueError)  # the entry points' exit-2 errors
+    with pytest.raises(classifiers.EvaluationError, match=message):
+        samples.check_sample_counts(num_samples, batch_size)
+    assert issubclass(classifiers.EvaluationError, ValueError)  # the entry points' exit-2 errors
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,27 +171,27 @@ def test_real_statistics_are_cached_reused_and_recomputed_on_provenance_change(t
 
     provenance = {"dataset": "builtin", "classifier": {"fingerprint": "a"}}
     path = str(tmp_path / "cache" / "real.npz")
-    first, reused = evaluation.real_statistics(classifier, make_batches, 12, path, provenance)
+    first, reused = real_statistics.real_statistics(classifier, make_batches, 12, path, provenance)
     assert not reused and len(calls) == 1 and os.path.isfile(path)
     expected = classifier(images)["pool_3"].numpy().astype(np.float64)
     np.testing.assert_allclose(first.mean, expected.mean(axis=0), rtol=1e-10)
     np.testing.assert_allclose(first.covariance, np.cov(expected, rowvar=False), rtol=1e-9, atol=1e-12)
 
     modified = os.path.getmtime(path)
-    again, reused = evaluation.real_statistics(classifier, make_batches, 12, path, provenance)
+    again, reused = real_statistics.real_statistics(classifier, make_batches, 12, path, provenance)
     assert reused and len(calls) == 1 and os.path.getmtime(path) == modified
     np.testing.assert_array_equal(again.covariance, first.covariance)
     assert again.provenance == provenance
 
     changed = {"dataset": "builtin", "classifier": {"fingerprint": "b"}}
-    _, reused = evaluation.real_statistics(classifier, make_batches, 12, path, changed)
+    _, reused = real_statistics.real_statistics(classifier, make_batches, 12, path, changed)
     assert not reused and len(calls) == 2
     assert metrics.ActivationStatistics.load(path).provenance == changed
-    _, reused = evaluation.real_statistics(classifier, make_batches, 10, path, changed)  # other count
+    _, reused = real_statistics.real_statistics(classifier, make_batches, 10, path, changed)  # other count
     assert not reused and len(calls) == 3
 
-    with pytest.raises(evaluation.EvaluationError, match="only 12 images, fewer than the num_samples=13"):
-        evaluation.real_statistics(classifier, make_batches, 13, None, changed)
+    with pytest.raises(classifiers.EvaluationError, match="only 12 images, fewer than the num_samples=13"):
+        real_statistics.real_statistics(classifier, make_batches, 13, None, changed)
 
 
 def test_real_statistics_cache_works_on_a_non_local_filesystem():
@@ -194,8 +200,8 @@ def test_real_statistics_cache_works_on_a_non_local_filesystem():
     images = random_images(seed=7, count=6)
     directory = f"ram://evaluation-{uuid.uuid4().hex}/real_statistics"
     path = f"{directory}/real.npz"
-    first, reused = evaluation.real_statistics(classifier, lambda: batched(images, [3, 3]), 6, path, {"a": 1})
-    again, reused_again = evaluation.real_statistics(classifier, lambda: iter(()), 6, path, {"a": 1})
+    first, reused = real_statistics.real_statistics(classifier, lambda: batched(images, [3, 3]), 6, path, {"a": 1})
+    again, reused_again = real_statistics.real_statistics(classifier, lambda: iter(()), 6, path, {"a": 1})
     assert (reused, reused_again) == (False, True)
     np.testing.assert_array_equal(again.covariance, first.covariance)
     assert tf.io.gfile.listdir(directory) == ["real.npz"]  # the temporary file was renamed, not left
@@ -203,15 +209,15 @@ def test_real_statistics_cache_works_on_a_non_local_filesystem():
 
 def test_statistics_path_depends_on_provenance(tmp_path):
     description = {"kind": "inception", "source": "/m", "resize": "module", "fingerprint": "f"}
-    provenance = evaluation.real_data_provenance(
+    provenance = real_statistics.real_data_provenance(
         description, dataset="imagenet_resized/32x32", split="validation", image_size=32, num_samples=100)
-    path = evaluation.real_statistics_path(tmp_path, provenance)
+    path = real_statistics.real_statistics_path(tmp_path, provenance)
     assert os.path.dirname(path) == str(tmp_path / "evaluation" / "real_statistics")
     assert os.path.basename(path).startswith("imagenet_resized-32x32_validation_32px_100_")
     other = dict(provenance, classifier=dict(description, resize="bilinear_299"))
-    assert evaluation.real_statistics_path(tmp_path, other) != path
-    with pytest.raises(evaluation.EvaluationError, match="unknown dataset 'mnist'"):
-        evaluation.real_data_provenance(description, dataset="mnist", split="train", image_size=32,
+    assert real_statistics.real_statistics_path(tmp_path, other) != path
+    with pytest.raises(classifiers.EvaluationError, match="unknown dataset 'mnist'"):
+        real_statistics.real_data_provenance(description, dataset="mnist", split="train", image_size=32,
                                         num_samples=10)
 
 
@@ -227,15 +233,15 @@ def write_folder_dataset(directory, images_per_class):
 
 def test_real_batches_are_the_first_images_in_order_and_too_few_is_an_error(tmp_path):
     folder = write_folder_dataset(tmp_path / "folder", images_per_class=3)
-    batches = list(evaluation.make_real_batches(
+    batches = list(real_statistics.make_real_batches(
         "folder", split="train", image_size=8, num_samples=5, batch_size=2, data_dir=str(folder)))
     assert [int(batch.shape[0]) for batch in batches] == [2, 2, 1]
     expected = next(iter(datasets.make_dataset(
         "folder", split="train", image_size=8, batch_size=5, data_dir=str(folder), shuffle=False,
         repeat=False, num_examples=5)))[0]
     np.testing.assert_array_equal(np.concatenate(batches), expected)
-    with pytest.raises(evaluation.EvaluationError, match="has 6 images, fewer than the num_samples=7"):
-        evaluation.make_real_batches("folder", split="train", image_size=8, num_samples=7, batch_size=2,
+    with pytest.raises(classifiers.EvaluationError, match="has 6 images, fewer than the num_samples=7"):
+        real_statistics.make_real_batches("folder", split="train", image_size=8, num_samples=7, batch_size=2,
                                      data_dir=str(folder))
 
 
@@ -250,42 +256,42 @@ def small_fake_inception(tmp_path_factory):
 
 
 def test_inception_classifier_description_and_resize_modes(small_fake_inception, tmp_path):
-    by_module = evaluation.load_evaluation_classifier(small_fake_inception, image_size=16)
+    by_module = classifiers.load_evaluation_classifier(small_fake_inception, image_size=16)
     assert by_module.description["kind"] == "inception"
-    assert by_module.description["resize"] == evaluation.RESIZE_BY_MODULE
+    assert by_module.description["resize"] == classifiers.RESIZE_BY_MODULE
     assert len(by_module.description["fingerprint"]) == 16
     images = random_images(seed=4, count=3, size=16)
     module = tf.saved_model.load(small_fake_inception)
     np.testing.assert_allclose(by_module.function(images)["pool_3"], module(images)["pool_3"], rtol=1e-6)
 
-    by_tool = evaluation.load_evaluation_classifier(
+    by_tool = classifiers.load_evaluation_classifier(
         small_fake_inception, image_size=16, resize_to_inception_size=True)
-    assert by_tool.description["resize"] == evaluation.RESIZE_BILINEAR_299
+    assert by_tool.description["resize"] == classifiers.RESIZE_BILINEAR_299
     resized = tf.image.resize(images, [299, 299], method="bilinear")
     np.testing.assert_allclose(by_tool.function(images)["pool_3"], module(resized)["pool_3"], rtol=1e-6)
 
     # A module with a fixed 299x299 input cannot take 16x16 images unless the tool resizes them.
     fixed = str(write_fake_inception_savedmodel(tmp_path / "fixed", pool_features=8, num_logits=4))
     with pytest.raises(inception.InceptionUnavailableError, match="--resize_to_299"):
-        evaluation.load_evaluation_classifier(fixed, image_size=16)
-    assert evaluation.load_evaluation_classifier(
+        classifiers.load_evaluation_classifier(fixed, image_size=16)
+    assert classifiers.load_evaluation_classifier(
         fixed, image_size=16, resize_to_inception_size=True).description["fingerprint"] != (
         by_module.description["fingerprint"])
 
 
 def test_classifier_errors_are_os_errors_so_entry_points_print_one_line(tmp_path):
     with pytest.raises(inception.InceptionUnavailableError, match="no such file") as error:
-        evaluation.load_evaluation_classifier(str(tmp_path / "missing"), image_size=16)
+        classifiers.load_evaluation_classifier(str(tmp_path / "missing"), image_size=16)
     assert isinstance(error.value, OSError)
-    with pytest.raises(evaluation.EvaluationError, match="needs a cache_directory"):
-        evaluation.load_evaluation_classifier("builtin", image_size=32)
+    with pytest.raises(classifiers.EvaluationError, match="needs a cache_directory"):
+        classifiers.load_evaluation_classifier("builtin", image_size=32)
     with pytest.raises(ValueError, match="cache_directory must name"):
         builtin_classifier.load_or_train(None)
 
 
 def test_default_classifier_is_builtin_only_for_the_builtin_dataset():
-    assert evaluation.default_classifier_source("builtin") == "builtin"
-    assert evaluation.default_classifier_source("cifar10") == inception.DEFAULT_INCEPTION
+    assert classifiers.default_classifier_source("builtin") == "builtin"
+    assert classifiers.default_classifier_source("cifar10") == inception.DEFAULT_INCEPTION
 
 
 # ----------------------------------------------------------------------------------------------
@@ -335,23 +341,23 @@ def test_builtin_classifier_handles_other_resolutions(builtin_cache):
 
 def test_builtin_classifier_scores_real_images_far_better_than_an_untrained_generator(builtin_cache):
     cache, _, metadata = builtin_cache
-    classifier = evaluation.load_evaluation_classifier("builtin", image_size=32, cache_directory=cache)
+    classifier = classifiers.load_evaluation_classifier("builtin", image_size=32, cache_directory=cache)
     assert classifier.description["kind"] == "builtin"
     assert classifier.description["held_out_accuracy"] == metadata["held_out_accuracy"]
     num_samples, batch_size = 256, 64
-    real, _ = evaluation.real_statistics(
+    real, _ = real_statistics.real_statistics(
         classifier,
-        lambda: evaluation.make_real_batches("builtin", split="validation", image_size=32,
+        lambda: real_statistics.make_real_batches("builtin", split="validation", image_size=32,
                                              num_samples=num_samples, batch_size=batch_size),
         num_samples, None, {})
     # "Generators": other real images (train split), and an untrained network.
     other_real = iter(builtin_shapes.builtin_shapes_dataset(32, 1, split="train").batch(batch_size))
-    real_scores = evaluation.evaluate_generator(
+    real_scores = evaluate.evaluate_generator(
         lambda z, labels: next(other_real)[0], classifier, num_samples, batch_size, 10, 128, real)
     model_config = ModelConfig(image_size=32, num_classes=10, generator_channels=16,
                                discriminator_channels=16, attention="none")
-    untrained = evaluation.generator_sample_function(Generator(model_config).build_for_config())
-    untrained_scores = evaluation.evaluate_generator(
+    untrained = samples.generator_sample_function(Generator(model_config).build_for_config())
+    untrained_scores = evaluate.evaluate_generator(
         untrained, classifier, num_samples, batch_size, 10, 128, real)
     assert real_scores["inception_score"] > 8.0  # 10 near-balanced classes, confidently classified
     assert untrained_scores["inception_score"] < real_scores["inception_score"] - 3.0
@@ -372,28 +378,28 @@ def tiny_config(eval_every=0):
 
 
 def test_exported_generator_samples_match_the_network_up_to_uint8_rounding(tmp_path):
-    from ylg_tf import export
+    from ylg_tf.storage import export
 
     config = tiny_config()
     generator = Generator(config.model).build_for_config()
     signature = export.load_exported_generator(
         export.export_generator(generator, config.model, tmp_path / "export"))
-    sample = evaluation.exported_sample_function(signature, config.model)
-    z, labels = evaluation.sample_latents(0, 4, config.model.num_classes, config.model.z_dim)
+    sample = samples.exported_sample_function(signature, config.model)
+    z, labels = samples.sample_latents(0, 4, config.model.num_classes, config.model.z_dim)
     exported = sample(z, labels).numpy()
     direct = generator((z, labels), training=False).numpy()
     np.testing.assert_allclose(exported, direct, atol=0.5 / 127.5 + 1e-6)
     assert exported.min() >= -1.0 and exported.max() <= 1.0
-    with pytest.raises(evaluation.EvaluationError, match="z_dim=64"):
-        evaluation.exported_sample_function(
+    with pytest.raises(classifiers.EvaluationError, match="z_dim=64"):
+        samples.exported_sample_function(
             signature, ModelConfig(image_size=32, num_classes=4, z_dim=64, attention="none"))
 
 
 def test_periodic_evaluator_scores_and_reuses_real_statistics(tmp_path, small_fake_inception):
     config = tiny_config(eval_every=2)
-    evaluator = evaluation.make_periodic_evaluator(config, tmp_path, small_fake_inception, batch_size=4)
+    evaluator = periodic.make_periodic_evaluator(config, tmp_path, small_fake_inception, batch_size=4)
     assert [evaluator.due(step) for step in (0, 1, 2, 3, 4)] == [False, False, True, False, True]
-    assert not evaluation.make_periodic_evaluator(tiny_config(eval_every=0), tmp_path).due(2)
+    assert not periodic.make_periodic_evaluator(tiny_config(eval_every=0), tmp_path).due(2)
     generator = Generator(config.model).build_for_config()
     first = evaluator(generator, 2)
     assert first["step"] == 2 and first["num_samples"] == 8
@@ -413,9 +419,9 @@ def test_periodic_evaluator_scores_and_reuses_real_statistics(tmp_path, small_fa
 
 def test_periodic_evaluator_loads_its_classifier_once_when_made(tmp_path, small_fake_inception):
     config = tiny_config(eval_every=2)
-    with mock.patch.object(evaluation, "load_evaluation_classifier",
-                           wraps=evaluation.load_evaluation_classifier) as load:
-        evaluator = evaluation.make_periodic_evaluator(config, tmp_path, small_fake_inception, batch_size=4)
+    with mock.patch.object(classifiers, "load_evaluation_classifier",
+                           wraps=classifiers.load_evaluation_classifier) as load:
+        evaluator = periodic.make_periodic_evaluator(config, tmp_path, small_fake_inception, batch_size=4)
         assert load.call_count == 1  # before any training step
         evaluator(Generator(config.model).build_for_config(), 2)
         assert load.call_count == 1
@@ -425,12 +431,12 @@ def test_periodic_evaluator_with_a_bad_classifier_fails_when_made(tmp_path):
     # Training with --eval_every=N --inception=<bad> must fail before step 1, not after N steps.
     missing = str(tmp_path / "no_module")
     with pytest.raises(inception.InceptionUnavailableError, match="no such file") as error:
-        evaluation.make_periodic_evaluator(tiny_config(eval_every=5), tmp_path, missing)
+        periodic.make_periodic_evaluator(tiny_config(eval_every=5), tmp_path, missing)
     assert isinstance(error.value, OSError) and "\n" not in str(error.value)
-    with pytest.raises(evaluation.EvaluationError, match="needs a cache_directory"):
-        evaluation.make_periodic_evaluator(tiny_config(eval_every=5), tmp_path, "builtin")
+    with pytest.raises(classifiers.EvaluationError, match="needs a cache_directory"):
+        periodic.make_periodic_evaluator(tiny_config(eval_every=5), tmp_path, "builtin")
     # An evaluator that never runs does not load anything.
-    assert not evaluation.make_periodic_evaluator(tiny_config(eval_every=0), tmp_path, missing).due(5)
+    assert not periodic.make_periodic_evaluator(tiny_config(eval_every=0), tmp_path, missing).due(5)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -446,16 +452,16 @@ def example_result(step):
 def test_result_paths_summary_and_writing_to_any_filesystem():
     workdir = f"ram://results-{uuid.uuid4().hex}"
     result = dict(example_result(7), workdir=workdir)
-    assert evaluation.default_result_path(result) == f"{workdir}/evaluation/step_7.json"
-    assert evaluation.default_result_path(dict(example_result(None), workdir=workdir)) == (
+    assert evaluate.default_result_path(result) == f"{workdir}/evaluation/step_7.json"
+    assert evaluate.default_result_path(dict(example_result(None), workdir=workdir)) == (
         f"{workdir}/evaluation/export.json")
-    written = evaluation.write_result(result)
+    written = evaluate.write_result(result)
     with tf.io.gfile.GFile(written) as file:
         assert json.loads(file.read()) == result
     assert tf.io.gfile.listdir(f"{workdir}/evaluation") == ["step_7.json"]
-    assert evaluation.result_summary(result) == (
+    assert evaluate.result_summary(result) == (
         "FID 12.3456  IS 3.2100  (64 samples, step 7, classifier builtin, classifier held-out accuracy 0.987)")
-    assert "export /runs/a/export" in evaluation.result_summary(example_result(None))
+    assert "export /runs/a/export" in evaluate.result_summary(example_result(None))
 
 
 class FakeClock:

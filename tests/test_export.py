@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf import export
+from ylg_tf.storage import export
 from ylg_tf.config import ModelConfig
-from ylg_tf.networks import Generator
+from ylg_tf.models.networks import Generator
 
 MODEL_CONFIG = ModelConfig(
     image_size=32, num_classes=4, generator_channels=32, discriminator_channels=64, attention="ylg"

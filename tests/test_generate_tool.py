@@ -14,10 +14,11 @@ import tf_keras
 from PIL import Image
 
 from tool_runner import run_tool
-from ylg_tf import visualization, workdir
+from ylg_tf import pictures
+from ylg_tf.storage import workdir
 from ylg_tf.config import get_preset
 from ylg_tf.latents import interpolate_latents, standard_normal_latents
-from ylg_tf.networks import build_networks
+from ylg_tf.models.networks import build_networks
 
 PADDING = 2  # image_grid's padding
 CONFIG = get_preset("test")  # 32x32, YLG attention
@@ -106,7 +107,7 @@ def test_class_grid_interpolation_and_attention_on_a_training_work_directory(run
     expected = generator((latents, tf.constant([0, 0, 0, 3, 3, 3])), training=False).numpy()
     for index in range(6):
         row, column = divmod(index, 3)
-        enlarged = visualization.upscale(visualization.to_uint8(expected[index]), 4)
+        enlarged = pictures.upscale(pictures.to_uint8(expected[index]), 4)
         np.testing.assert_allclose(grid_cell(grid, row, column, 128), enlarged, atol=1)
 
     # Interpolation: a straight line between two latents per label; the GIF goes there and back.
@@ -116,7 +117,7 @@ def test_class_grid_interpolation_and_attention_on_a_training_work_directory(run
     path = interpolate_latents(ends[2], ends[3], 4)  # label 3's line
     expected = generator((path, tf.constant([3] * 4)), training=False).numpy()
     for column in range(4):
-        enlarged = visualization.upscale(visualization.to_uint8(expected[column]), 4)
+        enlarged = pictures.upscale(pictures.to_uint8(expected[column]), 4)
         np.testing.assert_allclose(grid_cell(strip, 1, column, 128), enlarged, atol=1)
     with Image.open(output / "interpolation.gif") as animation:
         assert animation.n_frames == 4 + 2

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from conftest import ORIGINAL_FIXTURE_DIRECTORY
 from tool_runner import assert_one_line_error, run_tool
-from ylg_tf import workdir
+from ylg_tf.storage import workdir
 from ylg_tf.config import ExperimentConfig
 
 

@@ -11,7 +11,7 @@ from ylg_tf.tfgan_import import TFGAN_WAS_SHIMMED, tfgan
 import tensorflow_hub as hub
 
 from fake_inception import write_fake_inception_savedmodel
-from ylg_tf import inception
+from ylg_tf.evaluation import inception
 
 
 @pytest.fixture(scope="module")

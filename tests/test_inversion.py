@@ -1,4 +1,4 @@
-"""Tests for ylg_tf.latents (labels, latent draws and layouts, batched generation) and ylg_tf.inversion (the
+"""Tests for ylg_tf.latents (labels, latent draws and layouts, batched generation) and ylg_tf.inversion.invert.invert (the
 per-restart losses, the original's batch objective against NumPy, self-inversion of a tiny model, options)."""
 
 import numpy as np
@@ -6,9 +6,10 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf import inversion, latents
+from ylg_tf.inversion import invert
+from ylg_tf import latents
 from ylg_tf.config import get_preset
-from ylg_tf.networks import build_networks
+from ylg_tf.models.networks import build_networks
 
 MODEL = get_preset("test").model  # 32x32, 32 channels, YLG attention (D: 8 heads at 8x8)
 
@@ -99,7 +100,7 @@ def test_per_restart_loss_matches_numpy():
     features = random.normal(size=(2, 4, 4, 3)).astype(np.float32)
     weights = random.uniform(size=(1, 8, 4, 4)).astype(np.float32)
     heads = (0, 2, 5)
-    loss = inversion.weighted_feature_loss(target, features, weights, heads).numpy()
+    loss = invert.weighted_feature_loss(target, features, weights, heads).numpy()
     expected = [sum(np.sqrt(weighted_squares(target, features, weights, h, r)) for h in heads) for r in range(2)]
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
@@ -110,7 +111,7 @@ def test_batch_objective_is_one_norm_over_the_restarts_per_head_as_the_original(
     features = random.normal(size=(3, 4, 4, 3)).astype(np.float32)
     weights = random.uniform(size=(1, 8, 4, 4)).astype(np.float32)
     heads = (0, 1, 2, 3)
-    objective = inversion.batch_weighted_feature_loss(target, features, weights, heads).numpy()
+    objective = invert.batch_weighted_feature_loss(target, features, weights, heads).numpy()
     # The original: w_diff = (x - x_) * saliency, x repeated over the batch; tf.norm(w_diff, ord=2) is the
     # Euclidean norm of the whole [R, rows, columns, C] tensor; summed over heads 0-3.
     repeated = np.repeat(target, 3, axis=0).astype(np.float64)
@@ -120,28 +121,28 @@ def test_batch_objective_is_one_norm_over_the_restarts_per_head_as_the_original(
     assert objective.shape == ()
     np.testing.assert_allclose(objective, expected, rtol=1e-5)
     # It differs from the sum of the per-restart losses (the --per_restart_objective option) ...
-    per_restart = inversion.weighted_feature_loss(target, features, weights, heads).numpy()
+    per_restart = invert.weighted_feature_loss(target, features, weights, heads).numpy()
     assert per_restart.sum() > objective * 1.1
     # ... except with one restart, where the two are the same.
     np.testing.assert_allclose(
-        inversion.batch_weighted_feature_loss(target, features[:1], weights, heads).numpy(), per_restart[0], rtol=1e-5
+        invert.batch_weighted_feature_loss(target, features[:1], weights, heads).numpy(), per_restart[0], rtol=1e-5
     )
 
 
 def test_heads_labels_and_config_are_validated():
-    assert inversion.resolve_heads(None, 8) == (0, 1, 2, 3)
-    assert inversion.resolve_heads(None, 1) == (0,)
-    assert inversion.resolve_heads((7, 4), 8) == (7, 4)
+    assert invert.resolve_heads(None, 8) == (0, 1, 2, 3)
+    assert invert.resolve_heads(None, 1) == (0,)
+    assert invert.resolve_heads((7, 4), 8) == (7, 4)
     with pytest.raises(ValueError, match=r"heads \[8\] are out of range.*8 heads"):
-        inversion.resolve_heads((0, 8), 8)
+        invert.resolve_heads((0, 8), 8)
     with pytest.raises(ValueError, match="repeat"):
-        inversion.resolve_heads((1, 1), 8)
+        invert.resolve_heads((1, 1), 8)
     with pytest.raises(ValueError, match="per_restart_objective=1"):
-        inversion.InversionConfig(per_restart_objective=1)
+        invert.InversionConfig(per_restart_objective=1)
     with pytest.raises(ValueError, match="restarts=0"):
-        inversion.InversionConfig(restarts=0)
+        invert.InversionConfig(restarts=0)
     with pytest.raises(ValueError, match="learning_rate=0"):
-        inversion.InversionConfig(learning_rate=0.0)
+        invert.InversionConfig(learning_rate=0.0)
 
 
 def test_self_inversion_lowers_the_loss_tenfold_and_approaches_the_true_latent():
@@ -149,9 +150,9 @@ def test_self_inversion_lowers_the_loss_tenfold_and_approaches_the_true_latent()
     true_latent = latents.standard_normal_latents(1, MODEL.z_dim, seed=101)
     label = 2
     image = generator((true_latent, tf.constant([label])), training=False).numpy()[0]
-    config = inversion.InversionConfig(restarts=4, steps=200, learning_rate=0.07, seed=1, steps_per_call=50)
+    config = invert.InversionConfig(restarts=4, steps=200, learning_rate=0.07, seed=1, steps_per_call=50)
     reported = []
-    result = inversion.invert(
+    result = invert.invert(
         generator, discriminator, image, label, config, progress=lambda done, losses: reported.append(done)
     )
     assert reported == [50, 100, 150, 200]
@@ -164,8 +165,8 @@ def test_self_inversion_lowers_the_loss_tenfold_and_approaches_the_true_latent()
     assert best == int(np.argmin(result.loss_history[-1]))
     assert result.final_loss[best] <= result.initial_loss[best] / 10.0
     assert np.all(result.final_loss < result.initial_loss)
-    start = inversion.latent_distances(result.initial_latents, true_latent[0])[best]
-    end = inversion.latent_distances(result.latents, true_latent[0])[best]
+    start = invert.latent_distances(result.initial_latents, true_latent[0])[best]
+    end = invert.latent_distances(result.latents, true_latent[0])[best]
     assert end < start
     # The returned images are G of the returned latents, and the pixel loss fell with the feature loss.
     regenerated = generator((result.latents, tf.fill([4], label)), training=False).numpy()
@@ -185,8 +186,8 @@ def test_options_objective_lookahead_pixel_weight_heads_and_discriminator_u_upda
         # the path. One non-default head everywhere: each run checks the head choice reaches the result.
         for variable, value in zip(discriminator.variables, saved):
             variable.assign(value)
-        config = inversion.InversionConfig(restarts=restarts, steps=6, seed=5, heads=(5,), **options)
-        return inversion.invert(generator, discriminator, image, 0, config, initial_latents=start[:restarts])
+        config = invert.InversionConfig(restarts=restarts, steps=6, seed=5, heads=(5,), **options)
+        return invert.invert(generator, discriminator, image, 0, config, initial_latents=start[:restarts])
 
     plain = run()
     # Faithful to the original: D stores new u vectors on every call, including the calls inside the loop.
@@ -209,6 +210,6 @@ def test_options_objective_lookahead_pixel_weight_heads_and_discriminator_u_upda
     assert not np.allclose(plain.latents, with_lookahead.latents)
     assert not np.allclose(plain.latents, with_pixels.latents)
     with pytest.raises(ValueError, match=r"heads \[9\] are out of range"):
-        inversion.invert(generator, discriminator, image, 0, inversion.InversionConfig(restarts=1, heads=(9,)))
+        invert.invert(generator, discriminator, image, 0, invert.InversionConfig(restarts=1, heads=(9,)))
     with pytest.raises(ValueError, match=r"image must be \[32, 32, 3\]"):
-        inversion.invert(generator, discriminator, np.zeros((16, 16, 3)), 0)
+        invert.invert(generator, discriminator, np.zeros((16, 16, 3)), 0)

@@ -1,4 +1,4 @@
-"""tools/invert.py end to end on a tiny work directory, and ylg_tf.image_io, which reads its --image.
+"""tools/invert.py end to end on a tiny work directory, and ylg_tf.data.image_io, which reads its --image.
 
 The tool runs as a subprocess (as a user would), from another directory.
 """
@@ -13,10 +13,12 @@ import tf_keras
 from PIL import Image
 
 from tool_runner import run_tool
-from ylg_tf import image_io, visualization, workdir
+from ylg_tf.data import image_io
+from ylg_tf import pictures
+from ylg_tf.storage import workdir
 from ylg_tf.config import get_preset
-from ylg_tf.datasets import preprocess_image
-from ylg_tf.networks import build_networks
+from ylg_tf.data.datasets import preprocess_image
+from ylg_tf.models.networks import build_networks
 
 CONFIG = get_preset("test")  # as training writes it: 32x32, YLG attention
 OUT_OF_RANGE_LABEL = CONFIG.model.num_classes  # labels run from 0 to num_classes - 1
@@ -64,7 +66,7 @@ def runs(tmp_path_factory):
     inputs.mkdir()
     latent = tf.random.stateless_normal([1, CONFIG.model.z_dim], seed=[0, 1])
     sample = generator((latent, tf.constant([LABEL])), training=False)
-    visualization.save_png(sample.numpy()[0], inputs / "sample.png")
+    pictures.save_png(sample.numpy()[0], inputs / "sample.png")
     ramp = np.tile(np.linspace(0, 255, 45).astype(np.uint8), (30, 1))  # 30 high, 45 wide, dark to light
     Image.fromarray(ramp, mode="L").save(inputs / "gray picture.jpg", quality=95)
     write_bad_inputs(inputs)
@@ -167,7 +169,7 @@ def test_bad_input_gives_a_one_line_error_and_exit_code_2(runs, case):
 
 
 # ----------------------------------------------------------------------------------------------
-# ylg_tf.image_io
+# ylg_tf.data.image_io
 
 
 def test_load_image_resizes_the_whole_image_as_the_original(tmp_path):

@@ -18,8 +18,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from conftest import REPOSITORY_ROOT
-from ylg_tf import workdir as workdirs
+from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import get_preset
 
 KILLS = 5
@@ -32,12 +31,11 @@ LEFTOVER_PATTERNS = ("*_temp", "*.tmp*", ".export.*", "lock")
 
 DRIVER = f"""
 import json, sys
-sys.path.insert(0, {str(REPOSITORY_ROOT)!r})
 import tensorflow as tf
 import tf_keras
 tf.config.experimental.enable_op_determinism()
 from ylg_tf.config import ExperimentConfig
-from ylg_tf.experiment import run_training
+from ylg_tf.training.experiment import run_training
 config = ExperimentConfig.from_dict(json.loads(sys.argv[2]))
 tf_keras.utils.set_random_seed(config.training.seed)
 run_training(config, sys.argv[1], tf.distribute.get_strategy(), log=lambda message: print(message, flush=True))

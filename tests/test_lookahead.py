@@ -1,8 +1,8 @@
-"""Tests for ylg_tf.lookahead: our Lookahead and the factory's optimizer follow tensorflow-addons' trajectory.
+"""Tests for ylg_tf.inversion.lookahead: our Lookahead and the factory's optimizer follow tensorflow-addons' trajectory.
 
 TENSORFLOW_ADDONS_TRAJECTORY was made once, on the paper stack (TensorFlow 2.15.1, tensorflow-addons 0.23.0),
 by tensorflow-addons' Lookahead(k=5, alpha=0.5) around a legacy Adam(0.07, 0.9, 0.999, 1e-8) minimising
-QUADRATIC from INITIAL for 12 steps inside tf.function / tf.while_loop, as `ylg_tf.inversion.invert` runs it.
+QUADRATIC from INITIAL for 12 steps inside tf.function / tf.while_loop, as `ylg_tf.inversion.invert.invert` runs it.
 The numbers are the variable after each step (float32, printed in their shortest round-trip form). Steps 1-4
 are Adam alone; the synchronisations come right after the inner updates of steps 5 and 10.
 """
@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf import lookahead
+from ylg_tf.inversion import lookahead
 
 LEARNING_RATE = 0.07  # inversion's default
 SYNC_PERIOD = 5
@@ -230,4 +230,4 @@ def test_tensorflow_addons_is_imported_only_in_ylg_tf_lookahead():
         for path in (root / folder).rglob("*.py")
         if "import tensorflow_addons" in path.read_text() or "from tensorflow_addons" in path.read_text()
     ]
-    assert importers == ["ylg_tf/lookahead.py"]
+    assert importers == ["ylg_tf/inversion/lookahead.py"]

@@ -1,4 +1,4 @@
-"""Tests for ylg_tf.masks: the original code's fixtures, brute-force references, invariants."""
+"""Tests for ylg_tf.attention.masks: the original code's fixtures, brute-force references, invariants."""
 
 import hashlib
 import itertools
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import ORIGINAL_FIXTURE_DIRECTORY, ORIGINAL_MASKS_DIRECTORY
-from ylg_tf import masks
+from ylg_tf.attention import masks
 
 ONE_DIMENSIONAL_FUNCTIONS = {
     "left_floor": masks.left_floor_mask,

@@ -8,7 +8,7 @@ import scipy.linalg
 import scipy.special
 from ylg_tf.tfgan_import import tfgan
 
-from ylg_tf import metrics
+from ylg_tf.evaluation import metrics
 
 RELATIVE_TOLERANCE = 1e-6
 

@@ -1,4 +1,4 @@
-"""Tests for ylg_tf.networks: shapes and ranges per image size, parameter counts, attention kinds, config
+"""Tests for ylg_tf.models.networks: shapes and ranges per image size, parameter counts, attention kinds, config
 round trips, the discriminator's features, and which variables each kind of call changes.
 
 Numerical equality with the original code is tests/test_original_conformance.py's job; this file checks the
@@ -10,11 +10,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf import masks
-from ylg_tf.attention import LocalSparseAttention, SelfAttention
-from ylg_tf.block_sparse_attention import BlockSparseLocalAttention
+from ylg_tf.attention import masks
+from ylg_tf.attention.layers import LocalSparseAttention, SelfAttention
+from ylg_tf.attention.block_sparse import BlockSparseLocalAttention
 from ylg_tf.config import ATTENTION_KINDS, ModelConfig
-from ylg_tf.networks import (
+from ylg_tf.models.networks import (
     ARCHITECTURES,
     Discriminator,
     DiscriminatorBlock,

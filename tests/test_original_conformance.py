@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from conftest import ORIGINAL_FIXTURE_DIRECTORY
 from ylg_tf.config import ModelConfig
-from ylg_tf.networks import build_networks
-from ylg_tf.original_checkpoint import (
+from ylg_tf.models.networks import build_networks
+from ylg_tf.storage.original_checkpoint import (
     checkpoint_global_step,
     infer_model_sizes,
     load_original_checkpoint,

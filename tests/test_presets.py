@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from ylg_tf.config import PRESETS, get_preset
-from ylg_tf.networks import check_attention_channels, placements
-from ylg_tf.training import Trainer
+from ylg_tf.models.networks import check_attention_channels, placements
+from ylg_tf.training.trainer import Trainer
 
 SAGAN_TABLE_1 = [f"{kind}_feat{side}" for kind in ("sagan", "residual") for side in (8, 16, 32, 64)]
 SAGAN_FIGURE_3 = ["sngan_baseline", "sagan_sn_gd", "sagan_sn_gd_ttur"]

@@ -24,12 +24,13 @@ import tensorflow as tf
 
 from conftest import REPOSITORY_ROOT
 from tool_runner import assert_one_line_error, run_tool
-from ylg_tf import files, run_lock
-from ylg_tf import workdir as workdirs
+from ylg_tf.storage import files
+from ylg_tf.storage import run_lock
+from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import get_preset
-from ylg_tf.experiment import CheckpointUnreadableError, TrainingDivergedError, eta_text, run_training
-from ylg_tf.networks import build_networks
-from ylg_tf.training import Trainer
+from ylg_tf.training.experiment import CheckpointUnreadableError, TrainingDivergedError, eta_text, run_training
+from ylg_tf.models.networks import build_networks
+from ylg_tf.training.trainer import Trainer
 
 # The smallest networks the test preset allows, so that the runs here trace quickly.
 CONFIG = get_preset("test").replace(
@@ -260,9 +261,8 @@ def test_sigint_during_a_long_loop_saves_within_a_step(run_copy, monkeypatch):
 def test_a_second_sigint_exits_at_once():
     code = f"""
 import os, signal, sys, time
-sys.path.insert(0, {str(REPOSITORY_ROOT)!r})
 import tensorflow as tf
-from ylg_tf.stop_request import StopRequest
+from ylg_tf.training.stop_request import StopRequest
 with StopRequest(tf.Variable(False)) as stop:
     os.kill(os.getpid(), signal.SIGINT)
     assert stop.signal_name == "SIGINT"

@@ -1,4 +1,4 @@
-"""Tests for ylg_tf.spectral_normalization against a NumPy reference of TF-GAN's spectral norm.
+"""Tests for ylg_tf.normalization.spectral against a NumPy reference of TF-GAN's spectral norm.
 
 Reference (spec section 1): W = reshape(kernel, [-1, out]); v = l2n(W^T u); u' = l2n(W v); sigma = u'^T W v,
 l2n(x) = x / sqrt(max(sum(x^2), 1e-12)); u' and v are constants for the gradient; "bounded" divides the kernel
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf.spectral_normalization import (
+from ylg_tf.normalization.spectral import (
     SpectralConv2D,
     SpectralDense,
     SpectralEmbedding,

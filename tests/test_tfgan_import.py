@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ylg_tf import losses, metrics
+from ylg_tf.training import losses
+from ylg_tf.evaluation import metrics
 from ylg_tf.tfgan_import import TFGAN_WAS_SHIMMED, tfgan
 
 # Paper stack (TF 2.15.1 + tensorflow-gan 2.1.0), float64 metrics and float32 losses.

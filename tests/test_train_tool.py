@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPOSITORY_ROOT
-from ylg_tf import workdir as workdirs
+from ylg_tf.storage import workdir as workdirs
 
 SCRIPT = REPOSITORY_ROOT / "experiments" / "train.py"
 

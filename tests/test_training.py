@@ -13,16 +13,16 @@ import tensorflow as tf
 import tf_keras
 
 from conftest import REPOSITORY_ROOT
-from ylg_tf import workdir as workdirs
+from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import get_preset
-from ylg_tf.experiment import (
+from ylg_tf.training.experiment import (
     CheckpointUnreadableError,
     TrainingDivergedError,
     restore_latest,
     run_training,
 )
-from ylg_tf.losses import discriminator_hinge_loss, generator_hinge_loss
-from ylg_tf.training import Trainer
+from ylg_tf.training.losses import discriminator_hinge_loss, generator_hinge_loss
+from ylg_tf.training.trainer import Trainer
 
 TEST_CONFIG = get_preset("test")
 
@@ -149,12 +149,11 @@ def test_exact_resume_equals_an_uninterrupted_run(tmp_path, discriminator_steps)
     # Op determinism is process-wide, so this runs in a subprocess. With 2 D updates per step, the resumed
     # data pipeline must skip two batches per step done.
     code = f"""
-import sys; sys.path.insert(0, {str(REPOSITORY_ROOT)!r})
 import tensorflow as tf
 import tf_keras
 tf.config.experimental.enable_op_determinism()
 from ylg_tf.config import get_preset
-from ylg_tf.experiment import run_training
+from ylg_tf.training.experiment import run_training
 config = get_preset("test").replace(training={{
     "train_steps": 4, "steps_per_loop": 2, "checkpoint_every": 2, "discriminator_steps": {discriminator_steps},
 }})
@@ -441,7 +440,7 @@ def test_a_run_whose_dataset_cannot_be_built_leaves_no_config_behind(tmp_path):
 
 
 def test_a_batch_larger_than_the_memory_is_refused_before_anything_runs():
-    from ylg_tf.experiment import check_batch_fits_in_memory
+    from ylg_tf.training.experiment import check_batch_fits_in_memory
 
     config = TEST_CONFIG.replace(training={"batch_size": 1_000_000})
     batch_bytes = 1_000_000 * 32 * 32 * 3 * 4

@@ -15,9 +15,12 @@ import tensorflow as tf
 import tf_keras
 from PIL import Image
 
-from ylg_tf import command_line, files, visualization, workdir
+from ylg_tf import command_line
+from ylg_tf.storage import files
+from ylg_tf import pictures
+from ylg_tf.storage import workdir
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
-from ylg_tf.networks import Discriminator, Generator
+from ylg_tf.models.networks import Discriminator, Generator
 
 STEP = 3
 
@@ -89,7 +92,7 @@ def test_absolute_path_leaves_remote_paths_alone(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------
-# Pictures (visualization.save_png / save_gif write through the same helper).
+# Pictures (pictures.save_png / save_gif write through the same helper).
 
 
 def decoded(data):
@@ -106,7 +109,7 @@ def test_png_and_gif_files_on_any_filesystem(tmp_path, filesystem):
     directory = str(tmp_path) if filesystem == "local" else ram_directory("pictures")
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, size=[6, 5, 3], dtype=np.uint8)
-    path = visualization.save_png(image, f"{directory}/samples/grid.png")
+    path = pictures.save_png(image, f"{directory}/samples/grid.png")
     assert path == f"{directory}/samples/grid.png"
     with tf.io.gfile.GFile(path, "rb") as file:
         (read,) = decoded(file.read())
@@ -114,20 +117,20 @@ def test_png_and_gif_files_on_any_filesystem(tmp_path, filesystem):
     assert tf.io.gfile.listdir(f"{directory}/samples") == ["grid.png"]
 
     floats = rng.uniform(-1, 1, size=[4, 4, 3]).astype(np.float32)  # [-1, 1] images are converted
-    visualization.save_png(floats, f"{directory}/samples/grid.png")  # replaces the old file
+    pictures.save_png(floats, f"{directory}/samples/grid.png")  # replaces the old file
     with tf.io.gfile.GFile(path, "rb") as file:
-        np.testing.assert_array_equal(decoded(file.read())[0], visualization.to_uint8(floats))
+        np.testing.assert_array_equal(decoded(file.read())[0], pictures.to_uint8(floats))
 
     # Two clearly different frames (GIF stores a palette, so flat colours survive exactly).
     frames = [np.full([4, 4, 3], value, np.uint8) for value in ((255, 0, 0), (0, 0, 255))]
-    gif = visualization.save_gif(frames, f"{directory}/movies/walk.gif")
+    gif = pictures.save_gif(frames, f"{directory}/movies/walk.gif")
     with tf.io.gfile.GFile(gif, "rb") as file:
         read_frames = decoded(file.read())
     assert len(read_frames) == 2
     for read_frame, frame in zip(read_frames, frames):
         np.testing.assert_array_equal(read_frame, frame)
     with pytest.raises(ValueError, match="at least one frame"):
-        visualization.save_gif([], f"{directory}/movies/empty.gif")
+        pictures.save_gif([], f"{directory}/movies/empty.gif")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,17 +26,20 @@ DIR, --output and the caches may be gs:// paths.
 """
 
 import os
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ylg_tf import command_line  # noqa: E402
 
 command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows them
 
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, datasets, evaluation, files, inception, progress  # noqa: E402
+from ylg_tf import command_line  # noqa: E402
+from ylg_tf.data import datasets
+from ylg_tf.evaluation import classifiers, evaluate
+from ylg_tf.storage import files
+from ylg_tf.evaluation import inception
+from ylg_tf import progress
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
@@ -56,8 +59,8 @@ flags.DEFINE_string("data_dir", None, "TFDS data directory or image folder; defa
 flags.DEFINE_string(
     "inception", None,
     f"Classifier: a TF-Hub URL, a directory holding the unpacked module (SavedModel), or "
-    f"'{evaluation.BUILTIN_SOURCE}' (the offline classifier of the built-in dataset). Default: "
-    f"'{evaluation.BUILTIN_SOURCE}' when the dataset is the built-in one, else {inception.DEFAULT_INCEPTION}.")
+    f"'{classifiers.BUILTIN_SOURCE}' (the offline classifier of the built-in dataset). Default: "
+    f"'{classifiers.BUILTIN_SOURCE}' when the dataset is the built-in one, else {inception.DEFAULT_INCEPTION}.")
 flags.DEFINE_bool(
     "resize_to_299", False,
     "Resize images to 299x299 here (tf.image.resize, bilinear, as TF-GAN's CIFAR example) before the "
@@ -89,15 +92,15 @@ def main(argv):
             files.check_directory_can_be_made(FLAGS.classifier_cache)
         except NotADirectoryError as error:
             raise NotADirectoryError(f"--classifier_cache={FLAGS.classifier_cache!r}: {error}") from None
-    result = evaluation.evaluate_workdir(
+    result = evaluate.evaluate_workdir(
         FLAGS.workdir, num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, checkpoint=FLAGS.checkpoint,
         saved_model=FLAGS.saved_model, use_ema=FLAGS.use_ema, classifier_source=FLAGS.inception,
         classifier_cache_directory=FLAGS.classifier_cache or command_line.default_classifier_cache_directory(),
         resize_to_inception_size=FLAGS.resize_to_299, network_timeout_seconds=FLAGS.network_timeout,
         dataset=FLAGS.dataset, split=FLAGS.split, data_dir=FLAGS.data_dir, seed=FLAGS.seed,
         progress=progress.ProgressLine(sys.stderr), log=lambda message: print(message, file=sys.stderr))
-    output = evaluation.write_result(result, FLAGS.output)
-    print(evaluation.result_summary(result))
+    output = evaluate.write_result(result, FLAGS.output)
+    print(evaluate.result_summary(result))
     print(f"wrote {output}")
 
 

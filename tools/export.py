@@ -8,17 +8,17 @@ DIR and --output may be gs:// paths (a TPU run's work directory). An existing ex
 """
 
 import os
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ylg_tf import command_line  # noqa: E402
 
 command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows them
 
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, export, files, workdir  # noqa: E402
+from ylg_tf import command_line  # noqa: E402
+from ylg_tf.storage import export
+from ylg_tf.storage import files
+from ylg_tf.storage import workdir
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")

@@ -17,10 +17,7 @@ layers (e.g. --generator_attention_resolutions=16,32) draws the one on SIDE x SI
 """
 
 import os
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ylg_tf import command_line  # noqa: E402
 
 command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows them
@@ -28,7 +25,11 @@ command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows
 import tf_keras  # noqa: E402
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, latents, saliency, visualization, workdir  # noqa: E402
+from ylg_tf import command_line  # noqa: E402
+from ylg_tf import latents
+from ylg_tf.attention import saliency
+from ylg_tf import pictures
+from ylg_tf.storage import workdir
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
@@ -78,7 +79,7 @@ def main(argv):
 
     print(f"class grid: {len(labels)} labels x {FLAGS.num} samples")
     written = [
-        visualization.write_class_grid(
+        pictures.write_class_grid(
             generator, labels, FLAGS.num, FLAGS.seed, truncation, os.path.join(output_dir, "class_grid.png"),
             progress=tf_keras.utils.Progbar(len(labels) * FLAGS.num).add,
         )
@@ -87,7 +88,7 @@ def main(argv):
         steps = FLAGS.interpolation_steps
         print(f"interpolations: {len(labels)} labels x {steps} steps")
         written.extend(
-            visualization.write_interpolations(
+            pictures.write_interpolations(
                 generator, labels, steps, FLAGS.seed, truncation,
                 os.path.join(output_dir, "interpolation.png"), os.path.join(output_dir, "interpolation.gif"),
                 progress=tf_keras.utils.Progbar(len(labels) * steps).add,
@@ -95,7 +96,7 @@ def main(argv):
         )
     if point is not None:
         row, column = point
-        path, query, query_grid, num_heads = visualization.write_query_attention(
+        path, query, query_grid, num_heads = pictures.write_query_attention(
             generator, labels, FLAGS.num, FLAGS.seed, truncation, point,
             os.path.join(output_dir, f"attention_r{row}_c{column}.png"),
             attention_resolution=FLAGS.attention_layer,

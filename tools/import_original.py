@@ -7,10 +7,7 @@ Usage:
       [--overwrite]
 """
 
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ylg_tf import command_line  # noqa: E402
 
 command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows them
@@ -18,7 +15,7 @@ command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows
 from absl import flags  # noqa: E402
 
 from ylg_tf.config import ATTENTION_KINDS, IMAGE_SIZES  # noqa: E402
-from ylg_tf.original_checkpoint import check_workdir_free, import_into_workdir, infer_model_sizes  # noqa: E402
+from ylg_tf.storage.original_checkpoint import check_workdir_free, import_into_workdir, infer_model_sizes  # noqa: E402
 
 flags.DEFINE_string("checkpoint", None, "Prefix of the original checkpoint, e.g. DIR/model.ckpt-900000.")
 flags.DEFINE_string("workdir", None, "Work directory to create.")

@@ -23,9 +23,7 @@ heads); every restart's own loss is what the curves and the report show and what
 import datetime
 import os
 import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ylg_tf import command_line  # noqa: E402
 
 command_line.hide_tensorflow_start_up_messages()  # TF_CPP_MIN_LOG_LEVEL=0 shows them
@@ -34,7 +32,11 @@ import numpy as np  # noqa: E402
 import tf_keras  # noqa: E402
 from absl import flags  # noqa: E402
 
-from ylg_tf import command_line, files, inversion, latents, workdir  # noqa: E402
+from ylg_tf import command_line  # noqa: E402
+from ylg_tf.storage import files
+from ylg_tf.inversion import invert
+from ylg_tf import latents
+from ylg_tf.storage import workdir
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
@@ -67,7 +69,7 @@ FLAGS = flags.FLAGS
 
 def inversion_config():
     heads = command_line.parse_integer_list(FLAGS.heads, "heads") if FLAGS.heads else None
-    return inversion.InversionConfig(
+    return invert.InversionConfig(
         restarts=FLAGS.restarts,
         steps=FLAGS.steps,
         learning_rate=FLAGS.lr,
@@ -87,14 +89,14 @@ def main(argv):
     if FLAGS.image is not None:  # bad input fails before the model loads
         if FLAGS.label is None:
             raise ValueError(f"--label is required with --image: the class (0 to {model_config.num_classes - 1})")
-        image, label = inversion.load_target(FLAGS.image, FLAGS.label, model_config, FLAGS.center_crop)
+        image, label = invert.load_target(FLAGS.image, FLAGS.label, model_config, FLAGS.center_crop)
         name = pathlib.Path(FLAGS.image).stem
     elif FLAGS.label is not None:
         latents.check_label(FLAGS.label, model_config.num_classes)
     _, generator, discriminator, step = workdir.restore_networks(FLAGS.workdir, FLAGS.checkpoint, FLAGS.use_ema)
     true_latent = None
     if FLAGS.image is None:
-        image, label, true_latent = inversion.self_inversion_target(generator, FLAGS.seed, FLAGS.label)
+        image, label, true_latent = invert.self_inversion_target(generator, FLAGS.seed, FLAGS.label)
         name = "self_" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "inversion", name)
     files.check_directory_can_be_made(output_dir)  # now, not after the inversion
@@ -102,7 +104,7 @@ def main(argv):
           f"with {config.restarts} restarts x {config.steps} steps")
 
     progress_bar = tf_keras.utils.Progbar(config.steps, stateful_metrics=["best loss"])
-    result = inversion.invert(
+    result = invert.invert(
         generator,
         discriminator,
         image,
@@ -115,8 +117,8 @@ def main(argv):
         "checkpoint_step": step,
         "image": os.path.abspath(FLAGS.image) if FLAGS.image else None,
     }
-    report = inversion.inversion_report(result, config, provenance, true_latent)
-    inversion.write_outputs(result, report, output_dir)
+    report = invert.inversion_report(result, config, provenance, true_latent)
+    invert.write_outputs(result, report, output_dir)
 
     best = report["best"]
     print(f"best restart {best['restart']}: loss {best['initial_loss']:.4g} -> {best['final_loss']:.4g}")

@@ -181,7 +181,7 @@ class TrainingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where training images come from (see `ylg_tf.datasets`)."""
+    """Where training images come from (see `ylg_tf.data.datasets`)."""
 
     dataset: str = "imagenet2012"
     split: str = "train"

@@ -2,7 +2,7 @@
 
 Latents here are NumPy draws from `np.random.default_rng(seed)` (seed: an int or a list of ints), with an
 optional truncation that resamples every entry with |z| > T until none is left. (Evaluation draws its
-latents differently, with stateless TF ops keyed by batch: `ylg_tf.evaluation.sample_latents`.)
+latents differently, with stateless TF ops keyed by batch: `ylg_tf.evaluation.samples.sample_latents`.)
 
 The layouts of the generate tool's pictures live here too, so anyone can recompute a picture's latents:
 a class grid draws its latents from [seed, 0], row after row; interpolations draw their end points from

@@ -1,6 +1,6 @@
 """Progress reporting for long loops in entry points: one status line per phase, with rate and time left.
 
-`ProgressLine(stream)` is a `progress(phase, done, total)` callback (the form `ylg_tf.evaluation.evaluate`
+`ProgressLine(stream)` is a `progress(phase, done, total)` callback (the form `ylg_tf.evaluation.evaluate.evaluate`
 takes). On a terminal it rewrites one line in place; into a file or pipe it writes a line each time another
 tenth of the phase is done, so logs stay short.
 """

@@ -2,7 +2,7 @@
 
 `StopRequest(flag)` installs handlers for both signals while it is entered. The first signal sets
 `signal_name` and the boolean tf.Variable `flag` (the trainer's `stop_flag`), which the training loop reads
-before every step (`ylg_tf.training`), so the loop ends after the step in progress and the run saves a
+before every step (`ylg_tf.training.trainer`), so the loop ends after the step in progress and the run saves a
 checkpoint. A second SIGINT exits at once
 (exit code 130) without saving.
 

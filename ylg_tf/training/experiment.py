@@ -2,7 +2,7 @@
 
 `run_training(config, workdir, strategy)` checks the config against the work directory's (another model
 stops; another dataset or split stops unless allowed; changed training settings are applied and logged),
-takes the work directory's lock (`ylg_tf.run_lock`), removes files of interrupted writes, checks that it can
+takes the work directory's lock (`ylg_tf.storage.run_lock`), removes files of interrupted writes, checks that it can
 write, restores the latest readable checkpoint (found on disk when the state file is missing or damaged;
 falling back to older ones when the latest is corrupt, never silently starting over), builds the data
 pipeline, writes the resolved config (only then, so a run whose dataset cannot be built leaves no
@@ -12,7 +12,7 @@ steps, and exports the generator at the end.
 
 What no run does: save a checkpoint holding a NaN or infinite value (every step's losses and every saved
 variable are checked), leave partial files of a failed write (a full disk is one DiskWriteError), or lose
-more than the step in progress to SIGTERM or SIGINT (`ylg_tf.stop_request`: the loop checks a stop flag
+more than the step in progress to SIGTERM or SIGINT (`ylg_tf.training.stop_request`: the loop checks a stop flag
 before every step, then the run saves and returns).
 
 Data on resume: the built-in dataset is addressed by example index, so a resumed run sees exactly the examples
@@ -28,14 +28,15 @@ import time
 
 import tensorflow as tf
 
-from ylg_tf import files, run_lock
-from ylg_tf import workdir as workdirs
+from ylg_tf.storage import files
+from ylg_tf.storage import run_lock
+from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig, model_differences
-from ylg_tf.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
-from ylg_tf.export import export_generator
-from ylg_tf.stop_request import StopRequest, run_in_worker
-from ylg_tf.training import METRIC_NAMES, Trainer
-from ylg_tf.visualization import image_grid, save_png, upscale
+from ylg_tf.data.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
+from ylg_tf.storage.export import export_generator
+from ylg_tf.training.stop_request import StopRequest, run_in_worker
+from ylg_tf.training.trainer import METRIC_NAMES, Trainer
+from ylg_tf.pictures import image_grid, save_png, upscale
 
 SAMPLE_GRID_SIZE = 16
 EVALUATION_SCORES = ("fid", "inception_score")

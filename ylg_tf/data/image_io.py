@@ -2,7 +2,7 @@
 
 By default the image is brought to the model's resolution as the original inversion script does: scaled to
 [-1, 1] and resized bilinearly (`tf.image.resize`) as a whole, so a non-square image is squeezed. With
-center_crop=True it goes through the training preprocessing instead (`ylg_tf.datasets.preprocess_image`: the
+center_crop=True it goes through the training preprocessing instead (`ylg_tf.data.datasets.preprocess_image`: the
 largest central square, bilinear resize with aligned corners). Before that:
 - EXIF orientation is applied, so a photo is used the way viewers show it;
 - grayscale (8- or 16-bit) becomes RGB by repeating the channel;
@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ylg_tf.datasets import preprocess_image
+from ylg_tf.data.datasets import preprocess_image
 
 SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 

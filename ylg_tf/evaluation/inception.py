@@ -23,7 +23,7 @@ runs before tensorflow_hub's own download, which has none) with an `InceptionUna
 one-line message says how to provide a local copy. That error is an OSError (a resource that cannot be
 reached), so entry points report it as a one-line user error.
 
-`is_url` and `one_line` are shared with `ylg_tf.evaluation`, which loads classifiers through here.
+`is_url` and `one_line` are shared with `ylg_tf.evaluation.evaluate`, which loads classifiers through here.
 """
 
 import hashlib

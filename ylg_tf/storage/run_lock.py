@@ -1,7 +1,7 @@
 """The work-directory lock: one training run per work directory at a time.
 
 `WorkdirLock(workdir)` is held for the whole run as the file DIR/lock, which names its holder (host, pid,
-start time and a random token) as JSON. It is created atomically (`ylg_tf.files.create_exclusively`), so of
+start time and a random token) as JSON. It is created atomically (`ylg_tf.storage.files.create_exclusively`), so of
 two runs started together exactly one gets it on a local disk; on an object store (gs://), where creation is a
 check then a rename, the holder also reads the file back after taking it and before every checkpoint
 (`check_held`), so a run whose lock was overwritten stops before it saves.
@@ -18,7 +18,7 @@ import uuid
 
 import tensorflow as tf
 
-from ylg_tf import files
+from ylg_tf.storage import files
 
 LOCK_FILE = "lock"
 

@@ -33,8 +33,8 @@ from typing import Dict, Tuple
 import numpy as np
 import tensorflow as tf
 
-from ylg_tf import masks
-from ylg_tf.attention import MASK_LOGIT_PENALTY, LocalSparseAttention, PooledAttention
+from ylg_tf.attention import masks
+from ylg_tf.attention.layers import MASK_LOGIT_PENALTY, LocalSparseAttention, PooledAttention
 
 # masks.HEAD_KINDS kind -> the block formulation computing it.
 FAMILY_OF_KIND: Dict[str, str] = {

@@ -8,7 +8,7 @@ the classes. Latents come from stateless random ops keyed by (seed, step, phase)
 global batch of latents and keeps its own slice, so the result does not depend on the replica count, and
 resuming at a step reproduces the same draws with no random state to save.
 
-Losses are per-replica sums over the global batch (ylg_tf.losses); the optimizers sum the replicas'
+Losses are per-replica sums over the global batch (ylg_tf.training.losses); the optimizers sum the replicas'
 gradients. Batch-norm statistics are synchronised by the layers themselves.
 """
 
@@ -18,8 +18,8 @@ import tensorflow as tf
 import tf_keras
 
 from ylg_tf.config import ExperimentConfig
-from ylg_tf.losses import discriminator_hinge_loss, generator_hinge_loss
-from ylg_tf.networks import Discriminator, Generator
+from ylg_tf.training.losses import discriminator_hinge_loss, generator_hinge_loss
+from ylg_tf.models.networks import Discriminator, Generator
 
 METRIC_NAMES = ("discriminator_loss", "generator_loss", "real_logits", "fake_logits")
 
@@ -50,12 +50,12 @@ class LoopMetrics:
 class Trainer:
     """Owns the networks, optimizers and step counter; `train_loop(iterator, num_steps)` runs the steps.
 
-    The loop reads `stop_flag` (a boolean tf.Variable, see `ylg_tf.stop_request`) before every step and ends
+    The loop reads `stop_flag` (a boolean tf.Variable, see `ylg_tf.training.stop_request`) before every step and ends
     when it is set, or after a step whose losses or logits are not finite.
 
     Args:
       config: the experiment config.
-      strategy: the tf.distribute strategy (from ylg_tf.distribution.create_strategy).
+      strategy: the tf.distribute strategy (from ylg_tf.training.distribution.create_strategy).
       jit_compile: compile each replica's network updates with XLA (TPUs always compile). With
         MirroredStrategy the optimizers' cross-replica reduction cannot run inside XLA: use it on one device.
     """

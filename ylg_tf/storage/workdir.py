@@ -12,7 +12,7 @@ optimizers and `generator_ema` (moving average of G's weights). Latents are stat
 (seed, step), so there is no random-generator state to save.
 
 DIR may be any tf.io.gfile path (a local directory, gs://bucket/run for TPU training, ram:// in tests):
-every read and write here goes through tf.io.gfile, files through `ylg_tf.files`.
+every read and write here goes through tf.io.gfile, files through `ylg_tf.storage.files`.
 """
 
 import contextlib
@@ -24,8 +24,8 @@ import os
 import tensorflow as tf
 
 from ylg_tf.config import ExperimentConfig, model_differences
-from ylg_tf.files import is_remote, make_directory, write_text_atomically
-from ylg_tf.networks import Discriminator, Generator
+from ylg_tf.storage.files import is_remote, make_directory, write_text_atomically
+from ylg_tf.models.networks import Discriminator, Generator
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIRECTORY = "checkpoints"

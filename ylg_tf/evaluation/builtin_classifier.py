@@ -1,9 +1,9 @@
 """An offline stand-in for Inception on the built-in shapes dataset: a small convnet, trained once and cached.
 
 TF-GAN scores MNIST with its own small MNIST classifier instead of Inception; this module does the same
-for `ylg_tf.builtin_shapes`, so a first run reports a real quality number without any download. The
+for `ylg_tf.data.builtin_shapes`, so a first run reports a real quality number without any download. The
 classifier is saved as a SavedModel with the Inception module's interface, so evaluation loads it through
-the same path as the TF-Hub module (`ylg_tf.inception.load_classifier(directory, image_size=None)`) and
+the same path as the TF-Hub module (`ylg_tf.evaluation.inception.load_classifier(directory, image_size=None)`) and
 scores it with the same IS/FID code:
 
     module(images [N, H, W, 3] float32 in [-1, 1]) -> {"logits": [N, 10], "pool_3": [N, 128]}
@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf import builtin_shapes
+from ylg_tf.data import builtin_shapes
 
 VERSION = 1
 SOURCE_NAME = "builtin"

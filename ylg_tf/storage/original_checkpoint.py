@@ -12,9 +12,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from ylg_tf import workdir as workdirs
+from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
-from ylg_tf.networks import build_networks
+from ylg_tf.models.networks import build_networks
 
 GENERATOR_SCOPE = "Generator/generator"
 DISCRIMINATOR_SCOPE = "Discriminator/discriminator"

@@ -91,7 +91,7 @@ def create_exclusively(path, data):
     On a local disk this is one atomic step (O_CREAT | O_EXCL): of two processes racing for the same path,
     exactly one creates it. Other file systems (gs://) have no such call in tf.io.gfile: the data goes to a
     temporary sibling that is renamed only when `path` does not exist yet, which leaves a short window in
-    which two writers can both succeed; callers that need more read the file back (see `ylg_tf.run_lock`).
+    which two writers can both succeed; callers that need more read the file back (see `ylg_tf.storage.run_lock`).
     """
     path = os.fspath(path)
     if not is_remote(path):

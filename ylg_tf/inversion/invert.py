@@ -2,7 +2,7 @@
 
 Inversion looks for z such that G(z, y) matches an image x of class y. It compares the discriminator's
 features f = h1_ (the input of D's attention layer) and weighs their difference with the saliency of D's
-attention on x (`ylg_tf.saliency.key_saliency`). W_h [rows, columns] is broadcast over the feature channels;
+attention on x (`ylg_tf.attention.saliency.key_saliency`). W_h [rows, columns] is broadcast over the feature channels;
 by default the heads h are 0-3, the right-to-left heads of YLG. Several restarts r run as one batch from
 truncated-normal (+-2 sigma) latents, optimised with Adam at learning rate 0.07 for 1000 steps; G runs in
 inference mode.
@@ -42,9 +42,12 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from ylg_tf import files, image_io, lookahead, visualization
+from ylg_tf.storage import files
+from ylg_tf.data import image_io
+from ylg_tf.inversion import lookahead
+from ylg_tf import pictures
 from ylg_tf.latents import check_label, standard_normal_latents
-from ylg_tf.saliency import key_saliency
+from ylg_tf.attention.saliency import key_saliency
 
 RIGHT_TO_LEFT_HEADS = (0, 1, 2, 3)
 INITIAL_TRUNCATION = 2.0
@@ -215,7 +218,7 @@ class InversionResult:
 
 
 def _make_optimizer(config):
-    # The legacy Adam is TF1's AdamOptimizer update; ylg_tf.lookahead picks the Lookahead for this stack.
+    # The legacy Adam is TF1's AdamOptimizer update; ylg_tf.inversion.lookahead picks the Lookahead for this stack.
     return lookahead.make_adam(
         learning_rate=config.learning_rate,
         beta_1=0.9,
@@ -406,13 +409,13 @@ def inversion_report(result: InversionResult, config: InversionConfig, provenanc
 
 def write_outputs(result: InversionResult, report, output_dir):
     """Writes latents.npy (the optimised latents [R, z_dim]), the pictures of
-    `visualization.save_inversion_pictures` and inversion.json (`report`) to output_dir."""
+    `pictures.save_inversion_pictures` and inversion.json (`report`) to output_dir."""
     output_dir = os.fspath(output_dir)
     files.make_directory(output_dir)
     buffer = io.BytesIO()
     np.save(buffer, result.latents)
     with tf.io.gfile.GFile(os.path.join(output_dir, "latents.npy"), "wb") as file:
         file.write(buffer.getvalue())
-    visualization.save_inversion_pictures(result, output_dir)
+    pictures.save_inversion_pictures(result, output_dir)
     with tf.io.gfile.GFile(os.path.join(output_dir, "inversion.json"), "w") as file:
         file.write(json.dumps(report, indent=2))

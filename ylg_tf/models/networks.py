@@ -1,7 +1,7 @@
 """The class-conditional SAGAN/YLG generator and projection discriminator (spec section 1).
 
 Layer names follow the original variable scopes (g_block1/snconv1, d_ops/sn_conv_theta, ...) so that the
-original checkpoint maps onto them one to one (`ylg_tf.original_checkpoint`).
+original checkpoint maps onto them one to one (`ylg_tf.storage.original_checkpoint`).
 
 At 128x128 the networks are exactly the original's. The 64x64 and 32x32 variants have fewer blocks:
   G 128: 4x4 -> blocks to 16,8,4,2,1 x gf (8..128), attention at 32x32 (after block 3)
@@ -23,11 +23,11 @@ import dataclasses
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf.attention import LocalSparseAttention, SelfAttention
-from ylg_tf.batch_normalization import ConditionalBatchNormalization
-from ylg_tf.block_sparse_attention import BlockSparseLocalAttention
+from ylg_tf.attention.layers import LocalSparseAttention, SelfAttention
+from ylg_tf.normalization.batch import ConditionalBatchNormalization
+from ylg_tf.attention.block_sparse import BlockSparseLocalAttention
 from ylg_tf.config import DEFAULT_ATTENTION_RESOLUTIONS, ModelConfig
-from ylg_tf.spectral_normalization import SpectralConv2D, SpectralDense, SpectralEmbedding
+from ylg_tf.normalization.spectral import SpectralConv2D, SpectralDense, SpectralEmbedding
 
 
 @dataclasses.dataclass(frozen=True)

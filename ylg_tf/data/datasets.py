@@ -6,7 +6,7 @@ static shapes (drop_remainder=True). Real images get the original SAGAN/YLG prep
 rounded up), bilinear resize with corners aligned, then x * 2 / 255 - 1; no flips.
 
 Datasets:
-- "builtin": procedurally generated coloured shapes (`ylg_tf.builtin_shapes`), no download.
+- "builtin": procedurally generated coloured shapes (`ylg_tf.data.builtin_shapes`), no download.
 - "imagenet2012", "cifar10", "imagenet_resized/32x32", "imagenet_resized/64x64": TFDS datasets
   that must already be prepared in `data_dir` (this module never downloads: a missing dataset
   raises FileNotFoundError saying where it looked and how to prepare it).
@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from ylg_tf import builtin_shapes
+from ylg_tf.data import builtin_shapes
 
 DATASET_NAMES = (
     "builtin",

@@ -47,14 +47,14 @@ def upscale(image, factor):
 def save_png(image, path):
     """Writes a uint8 [H, W, 3] array (or [-1, 1] floats) as PNG, atomically; `path` may be any tf.io.gfile
     path (gs://... for a TPU run's work directory)."""
-    from ylg_tf.files import write_bytes_atomically  # here: the rest of this module needs no TensorFlow
+    from ylg_tf.storage.files import write_bytes_atomically  # here: the rest of this module needs no TensorFlow
 
     return write_bytes_atomically(path, png_bytes(image))
 
 
 def save_gif(frames, path, seconds_per_frame=0.1):
     """Writes uint8 [H, W, 3] frames (or [-1, 1] floats) as a looping GIF, atomically; any tf.io.gfile path."""
-    from ylg_tf.files import write_bytes_atomically
+    from ylg_tf.storage.files import write_bytes_atomically
 
     frames = [np.asarray(frame) for frame in frames]
     if not frames:
@@ -144,7 +144,7 @@ def mark_point(image, row, column, colour=(0, 255, 0), arm=None):
 def _save_figure(figure, path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from ylg_tf.files import write_bytes_atomically
+    from ylg_tf.storage.files import write_bytes_atomically
 
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
@@ -280,7 +280,7 @@ def write_query_attention(
     (path, query index, query grid, number of heads).
     """
     from ylg_tf import latents as latent_inputs
-    from ylg_tf import saliency as attention_pictures
+    from ylg_tf.attention import saliency as attention_pictures
 
     if not generator.attention_layers:
         raise ValueError(
@@ -312,7 +312,7 @@ def write_query_attention(
 
 
 def save_inversion_pictures(result, output_dir):
-    """The pictures of an inversion (a `ylg_tf.inversion.InversionResult`) in output_dir:
+    """The pictures of an inversion (a `ylg_tf.inversion.invert.InversionResult`) in output_dir:
     target.png, reconstruction_<r>.png, best.png, comparison.png (target | best | restarts),
     saliency_head<h>.png and saliency_mean.png (D's saliency over the target, enlarged to at least
     SALIENCY_OVERLAY_SIZE) and loss_curve.png (every restart's own loss, the best in bold)."""

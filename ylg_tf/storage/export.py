@@ -25,7 +25,7 @@ import uuid
 import tensorflow as tf
 
 from ylg_tf.config import ModelConfig
-from ylg_tf.files import absolute_path, make_directory
+from ylg_tf.storage.files import absolute_path, make_directory
 
 SIGNATURE_NAME = "serving_default"
 SAVED_MODEL_FILE = "saved_model.pb"

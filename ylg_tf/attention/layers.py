@@ -7,7 +7,7 @@ output x + sigma_ratio * conv(A g, C) with sigma_ratio a scalar initialised to 0
 
 With several heads the channels are split head-major (channel = head * d + i) and merged head-minor
 (channel = i * heads + head), as the original does; the asymmetry only matters for loading its weights.
-YLG adds (1 - M) * -1000 to the logits, M being the 8 sparse masks of `ylg_tf.masks`.
+YLG adds (1 - M) * -1000 to the logits, M being the 8 sparse masks of `ylg_tf.attention.masks`.
 
 Einsum letters: b batch, n heads, q queries, k keys, d channels of one head.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from ylg_tf import masks
-from ylg_tf.spectral_normalization import U_UPDATES, SpectralConv2D
+from ylg_tf.attention import masks
+from ylg_tf.normalization.spectral import U_UPDATES, SpectralConv2D
 
 MASK_LOGIT_PENALTY = -1000.0
 LOCAL_PATTERNS = ("ylg", "ylg_no_esa", "ylg_strided", "fixed")
@@ -154,7 +154,7 @@ class LocalSparseAttention(PooledAttention):
     """YLG's 2-D local sparse attention: 8 heads, each restricted by one of the pattern's masks.
 
     Args:
-      pattern: a sparse pattern of `ylg_tf.masks.attention_masks` ("ylg", "ylg_no_esa", "ylg_strided", "fixed").
+      pattern: a sparse pattern of `ylg_tf.attention.masks.attention_masks` ("ylg", "ylg_no_esa", "ylg_strided", "fixed").
       geometry: "original" (the original's folding of queries onto the key grid) or "aligned".
     """
 

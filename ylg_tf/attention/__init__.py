@@ -1,0 +1,1 @@
+"""Attention: the local masks, the dense and block-sparse attention layers, and saliency read off them."""

@@ -1,0 +1,1 @@
+"""Data: the input pipelines, the built-in shapes dataset, and reading images from files."""

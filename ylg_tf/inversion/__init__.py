@@ -1,0 +1,1 @@
+"""Inverting a generator with a loss weighted by the discriminator's attention."""

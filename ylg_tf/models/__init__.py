@@ -1,0 +1,1 @@
+"""The networks: the generator and the projection discriminator, built from a ModelConfig."""

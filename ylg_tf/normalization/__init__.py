@@ -1,0 +1,1 @@
+"""Normalization layers: spectral normalization and cross-replica conditional batch normalization."""

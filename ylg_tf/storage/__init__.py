@@ -1,0 +1,1 @@
+"""What a run keeps on disk: the work directory, atomic files, the run lock, the SavedModel export and the official checkpoint's import."""
