@@ -238,6 +238,8 @@ def test_bad_arguments_are_named(kwargs, bad_value):
 # Synchronised statistics under MirroredStrategy on 2 logical CPUs (own process: devices are set before any op)
 
 DISTRIBUTED_SCRIPT = r"""
+import sys
+
 import numpy as np
 import tensorflow as tf
 

@@ -29,7 +29,7 @@ CONFIG = get_preset("test").replace(
 MAXIMUM_KILL_DELAY_SECONDS = 1.5  # after tracing; 20 loops with a checkpoint each take several seconds
 LEFTOVER_PATTERNS = ("*_temp", "*.tmp*", ".export.*", "lock")
 
-DRIVER = f"""
+DRIVER = """
 import json, sys
 import tensorflow as tf
 import tf_keras

@@ -259,7 +259,7 @@ def test_sigint_during_a_long_loop_saves_within_a_step(run_copy, monkeypatch):
 
 
 def test_a_second_sigint_exits_at_once():
-    code = f"""
+    code = """
 import os, signal, sys, time
 import tensorflow as tf
 from ylg_tf.training.stop_request import StopRequest
