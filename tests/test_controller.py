@@ -8,6 +8,7 @@ resume steps; one real run through `run_training` shows the evaluations and chec
 import dataclasses
 import itertools
 
+import numpy as np
 import pytest
 
 from ylg_tf.config import TrainingConfig
@@ -201,8 +202,8 @@ def test_a_loop_ending_early_without_a_stop_is_an_error():
 
 def test_a_run_evaluates_and_checkpoints_at_the_scheduled_steps(tmp_path, monkeypatch):
     """eval_every=3, steps_per_loop=2, checkpoint_every=4, train_steps=8: loops end at 2, 3, 4, 6, 8; the
-    run evaluates at 3, 6 and, at the end, 8; checkpoints at 4 and 8; summaries at 2, 4, 6, 8. Resumed to
-    train_steps=11: loops end at 9, 10, 11, evaluations at 9 and 11, a checkpoint at 11."""
+    run evaluates at 3, 6 and, at the end, 8; checkpoints at 4 and 8; summaries at 2, 4, 6, 8. (One tiny run:
+    the resumed and stopped cases are the controller tests' above.)"""
     import tensorflow as tf
 
     from ylg_tf.config import get_preset
@@ -240,8 +241,24 @@ def test_a_run_evaluates_and_checkpoints_at_the_scheduled_steps(tmp_path, monkey
     assert [m.split()[1] for m in messages if m.startswith("step ") and "steps/s" in m] == [
         "2/8", "4/8", "6/8", "8/8"]
 
-    loop_sizes.clear(), evaluated.clear()
-    resumed = run_training(config.replace(training={"train_steps": 11}), str(directory),
-                           tf.distribute.get_strategy(), log=messages.append, evaluator=evaluator)
-    assert resumed.step == 11 and loop_sizes == [1, 1, 1] and evaluated == [9, 11]
-    assert [workdirs.checkpoint_step(p) for p in workdirs.checkpoints_on_disk(directory)] == [4, 8, 11]
+    tags = {}
+    for path in (directory / "summaries").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    assert tags["eval/fid"] == [3, 6, 8]
+    assert tags["train/discriminator_loss"] == tags["samples"] == [2, 4, 6, 8]
+
+
+def test_summaries_average_every_step_of_the_loops_they_cover():
+    from ylg_tf.training.actions import mean_metrics
+    from ylg_tf.training.controller import LoopRecord
+    from ylg_tf.training.trainer import METRIC_NAMES, LoopMetrics
+
+    values = np.array([[1.0, -2.0, 0.5, 3.0], [4.0, 2.0, -0.5, 1.0]])  # one loop per row, METRIC_NAMES order
+    num_steps = np.array([1, 3])
+    loops = [LoopRecord(LoopMetrics(step, *row, num_steps=int(count)), seconds=1.0)
+             for step, row, count in zip((3, 6), values, num_steps)]
+    expected = (values * num_steps[:, None]).sum(0) / num_steps.sum()
+    means = mean_metrics(loops)
+    np.testing.assert_allclose([means[name] for name in METRIC_NAMES], expected, rtol=1e-12)
