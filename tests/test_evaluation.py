@@ -417,7 +417,7 @@ def test_periodic_evaluator_scores_and_reuses_real_statistics(tmp_path, small_fa
 
 def test_periodic_evaluator_loads_its_classifier_once_when_made(tmp_path, small_fake_inception):
     config = tiny_config(eval_every=2)
-    with mock.patch.object(classifiers, "load_evaluation_classifier",
+    with mock.patch.object(periodic, "load_evaluation_classifier",
                            wraps=classifiers.load_evaluation_classifier) as load:
         evaluator = periodic.make_periodic_evaluator(config, tmp_path, small_fake_inception, batch_size=4)
         assert load.call_count == 1  # before any training step
