@@ -147,6 +147,8 @@ class TrainingConfig:
     """The optimisation recipe (paper: hinge loss, Adam(0, 0.999, 1e-8), TTUR 1e-4 / 4e-4, batch 256).
 
     discriminator_steps: D updates per G update (one training step), each on its own real batch.
+    steps_per_loop, checkpoint_every, eval_every: the intervals of a run's schedule
+    (`ylg_tf.training.schedule`; each also acts at train_steps).
     """
 
     batch_size: int = 256

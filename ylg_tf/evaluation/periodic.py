@@ -14,7 +14,8 @@ from ylg_tf.evaluation.samples import check_sample_counts, generator_sample_func
 
 
 class PeriodicEvaluator:
-    """Scores the training generator every `config.training.eval_every` steps (0: never).
+    """Scores the training generator when called; when that is, is the run's schedule's decision
+    (`ylg_tf.training.schedule`: every `config.training.eval_every` steps and at the end; 0: never).
 
     The classifier is loaded (and checked on images of the model's size) when the evaluator is made, so
     a bad classifier source fails before training starts, not after `eval_every` steps. The real-data
@@ -46,11 +47,6 @@ class PeriodicEvaluator:
         self._sample_functions = {}
         if config.training.eval_every > 0:
             self._classifier = self.classifier  # fail fast: load and check it now
-
-    def due(self, step):
-        """Whether training should evaluate after `step`."""
-        every = self.config.training.eval_every
-        return every > 0 and step > 0 and step % every == 0
 
     @property
     def classifier(self):

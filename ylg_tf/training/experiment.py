@@ -1,4 +1,4 @@
-"""A whole training run in a work directory: data, resume, checkpoints, summaries, samples, export.
+"""Setting up a training run in a work directory, then handing it to the controller.
 
 `run_training(config, workdir, strategy)` checks the config against the work directory's (another model
 stops; another dataset or split stops unless allowed; changed training settings are applied and logged),
@@ -6,14 +6,16 @@ takes the work directory's lock (`ylg_tf.storage.run_lock`), removes files of in
 write, restores the latest readable checkpoint (found on disk when the state file is missing or damaged;
 falling back to older ones when the latest is corrupt, never silently starting over), builds the data
 pipeline, writes the resolved config (only then, so a run whose dataset cannot be built leaves no
-config.json claiming the directory), trains in loops of `steps_per_loop` steps, and after each loop logs a
-line, writes TensorBoard summaries and a sample grid of fixed latents, checkpoints every `checkpoint_every`
-steps, and exports the generator at the end.
+config.json claiming the directory), registers the run's actions (`ylg_tf.training.actions`: summaries and
+sample grid, evaluation, checkpoint, export) and runs `ylg_tf.training.controller.Controller`, which fires
+each when `ylg_tf.training.schedule` says (summaries every steps_per_loop steps, evaluations every
+eval_every, checkpoints every checkpoint_every, all of them at the end, and the export at the end).
 
 What no run does: save a checkpoint holding a NaN or infinite value (every step's losses and every saved
-variable are checked), leave partial files of a failed write (a full disk is one DiskWriteError), or lose
-more than the step in progress to SIGTERM or SIGINT (`ylg_tf.training.stop_request`: the loop checks a stop flag
-before every step, then the run saves and returns).
+variable are checked; TrainingDivergedError), leave partial files of a failed write (a full disk is one
+DiskWriteError), or lose more than the step in progress to SIGTERM or SIGINT
+(`ylg_tf.training.stop_request`: the loop checks a stop flag before every step, then the run saves and
+returns). Both errors are importable from here, beside run_training.
 
 Data on resume: the built-in dataset is addressed by example index, so a resumed run sees exactly the examples
 an uninterrupted run would; other datasets are reshuffled with a seed that includes the resume step.
@@ -21,9 +23,7 @@ an uninterrupted run would; other datasets are reshuffled with a seed that inclu
 
 import dataclasses
 import logging
-import math
 import os
-import re
 import time
 
 import tensorflow as tf
@@ -33,26 +33,18 @@ from ylg_tf.storage import run_lock
 from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig, model_differences
 from ylg_tf.data.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
-from ylg_tf.storage.export import export_generator
-from ylg_tf.training.stop_request import StopRequest, run_in_worker
-from ylg_tf.training.trainer import METRIC_NAMES, Trainer
-from ylg_tf.pictures import image_grid, save_png, upscale
+from ylg_tf.training import actions
+from ylg_tf.training.actions import DiskWriteError, TrainingDivergedError, eta_text  # noqa: F401 (see above)
+from ylg_tf.training.controller import Controller
+from ylg_tf.training.schedule import training_schedule
+from ylg_tf.training.stop_request import StopRequest
+from ylg_tf.training.trainer import Trainer
 
 SAMPLE_GRID_SIZE = 16
-EVALUATION_SCORES = ("fid", "inception_score")
-
-
-class TrainingDivergedError(RuntimeError):
-    """A loss, or a weight about to be saved, became NaN or infinite."""
 
 
 class CheckpointUnreadableError(RuntimeError):
     """Checkpoints exist but none of them can be restored."""
-
-
-class DiskWriteError(OSError):
-    """A checkpoint, sample or export could not be written (a full disk, an I/O error); its partial files
-    were removed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,35 +233,6 @@ def _remove_stale_files(workdir, log):
         log(f"removed {len(removed)} file(s) left by an interrupted write, e.g. {removed[0]}")
 
 
-def _written(what, write, partial_patterns=(), directory=None):
-    """`write()`, with a failing disk (full, read-only, I/O error) raised as one-line DiskWriteError after
-    removing the files matching `partial_patterns` in `directory`."""
-    try:
-        return write()
-    except (tf.errors.OpError, OSError) as error:
-        if isinstance(error, DiskWriteError):
-            raise
-        if directory is not None:
-            files.remove_matching(directory, partial_patterns)
-        detail = getattr(error, "message", None) or str(error)
-        detail = " ".join(re.sub(r"\{\{[^}]*\}\}|\[Op:\w+\]", "", detail).split())[:300]
-        raise DiskWriteError(
-            f"could not write {what} ({type(error).__name__}: {detail}); its partial files were removed. "
-            "Free space or fix the disk, then rerun to resume from the last checkpoint"
-        ) from None
-
-
-def eta_text(seconds):
-    """Time left as H:MM:SS, with days in front when there are any ("3d 04:48:33")."""
-    if not math.isfinite(seconds):
-        return "unknown"
-    days, rest = divmod(int(round(max(seconds, 0.0))), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
-    return f"{days}d {clock}" if days else clock
-
-
 def _describe_folder_dataset(config: ExperimentConfig, log):
     data = config.data
     names = class_names(data.dataset, data.data_dir)
@@ -294,7 +257,8 @@ def run_training(
     allow_data_change=False,
     force_unlock=False,
 ):
-    """Trains (or resumes) in `workdir`. `evaluator(generator, step) -> {name: value}` runs every eval_every steps.
+    """Trains (or resumes) in `workdir`. `evaluator(generator, step) -> {name: value}` scores the
+    sampling generator every eval_every steps and at the end (`ylg_tf.training.schedule`).
 
     allow_data_change: continue a work directory on another dataset or split.
     force_unlock: take the work directory's lock over even when its holder cannot be checked (another host).
@@ -358,92 +322,37 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
         _dataset_function(config, start_step, strategy.num_replicas_in_sync)
     )
     iterator = iter(dataset)
-    _written(workdirs.CONFIG_FILE, lambda: workdirs.save_config(config, workdir))  # see the module docstring
+    actions.written(workdirs.CONFIG_FILE, lambda: workdirs.save_config(config, workdir))  # see the docstring
     writer = tf.summary.create_file_writer(os.path.join(workdir, workdirs.SUMMARIES_DIRECTORY))
     samples_directory = os.path.join(workdir, workdirs.SAMPLES_DIRECTORY)
-    checkpoints = workdirs.checkpoint_directory(workdir)
-    fixed_z, fixed_labels = _fixed_latents(config)
-    samples_path = os.path.join(samples_directory, "latest.png")
-    checkpoint_path = restored or ""
     step = start_step
 
-    def save(step):
-        non_finite = trainer.non_finite_variables()
-        if non_finite:
-            raise TrainingDivergedError(
-                f"{len(non_finite)} variables hold non-finite values at step {step} (e.g. {non_finite[0]}); "
-                f"not saved: the last good checkpoint {manager.latest_checkpoint or '(none)'} is intact"
-            )
-        lock.check_held()
-        return _written(
-            f"checkpoint ckpt-{step} in {checkpoints}",
-            lambda: manager.save(checkpoint_number=step),
-            (f"ckpt-{step}_temp", f"ckpt-{step}.*", "*.tmp*"),
-            checkpoints,
-        )
-
+    # Every action of the run, registered once; when each runs is the schedule's decision alone.
+    saver = actions.CheckpointSaver(trainer, manager, lock, restored or "")
+    export = actions.Export(trainer, os.path.join(workdir, workdirs.EXPORT_DIRECTORY), log)
+    summaries = actions.Summaries(trainer, training.train_steps, writer, samples_directory,
+                                  _fixed_latents(config), log)
+    registered = {
+        "summaries": summaries,
+        "evaluate": actions.Evaluation(trainer, evaluator, writer, log),
+        "checkpoint": saver,
+        "export": export,
+    }
     with StopRequest(trainer.stop_flag) as stop:
         if step < training.train_steps:
             started = time.time()
             trainer.trace_loop(iterator)
             log(f"traced the training loop in {time.time() - started:.1f} s; training")
-        while step < training.train_steps and not stop.raised:
-            next_checkpoint = (step // training.checkpoint_every + 1) * training.checkpoint_every
-            num_steps = min(training.steps_per_loop, training.train_steps - step, next_checkpoint - step)
-            started = time.time()
-            metrics = run_in_worker(trainer.run_loop, iterator, num_steps)
-            seconds = time.time() - started
-            step = metrics.step
-            values = {name: getattr(metrics, name) for name in METRIC_NAMES}
-            if not metrics.finite or not all(math.isfinite(value) for value in values.values()):
-                raise TrainingDivergedError(
-                    f"non-finite loss at step {step} ({values}); the last good checkpoint "
-                    f"{manager.latest_checkpoint or '(none)'} is intact"
-                )
-            if not metrics.num_steps:
-                break  # stopped before the loop's first step
-            steps_per_second = metrics.num_steps / max(seconds, 1e-9)
-            log(
-                f"step {step}/{training.train_steps}  d_loss {metrics.discriminator_loss:.4f}  "
-                f"g_loss {metrics.generator_loss:.4f}  D(real) {metrics.real_logits:.3f}  "
-                f"D(fake) {metrics.fake_logits:.3f}  {steps_per_second:.2f} steps/s  "
-                f"ETA {eta_text((training.train_steps - step) / steps_per_second)}"
-            )
-            # Small images are enlarged (nearest neighbour) so that a grid is at least ~512 pixels wide.
-            enlargement = max(1, 128 // config.model.image_size)
-            grid = upscale(image_grid(trainer.sample(fixed_z, fixed_labels).numpy(), columns=4), enlargement)
-            _written(f"samples in {samples_directory}", lambda: save_png(grid, os.path.join(
-                samples_directory, f"step_{step:08d}.png")))
-            _written(f"samples in {samples_directory}", lambda: save_png(grid, samples_path))
-            with writer.as_default(step=step):
-                for name, value in values.items():
-                    tf.summary.scalar(f"train/{name}", value)
-                tf.summary.scalar("train/steps_per_second", steps_per_second)
-                for name, value in trainer.attention_sigma_ratios().items():
-                    tf.summary.scalar(f"sigma_ratio/{name}", value)
-                tf.summary.image("samples", grid[None], max_outputs=1)
-                if evaluator is not None and training.eval_every and step % training.eval_every == 0:
-                    scores = evaluator(trainer.sampling_generator, step)
-                    for name in EVALUATION_SCORES:
-                        if name in scores:
-                            tf.summary.scalar(f"eval/{name}", scores[name])
-                    log(f"step {step}  " + "  ".join(f"{n} {scores[n]:.4f}" for n in EVALUATION_SCORES if n in scores))
-            writer.flush()
-            if step % training.checkpoint_every == 0 or step == training.train_steps:
-                checkpoint_path = save(step)
+        controller = Controller(training_schedule(training), actions.checked_loop(trainer, iterator, manager),
+                                registered, stop_requested=lambda: stop.raised)
+        step = controller.run(step)
         stop_signal = stop.signal_name or ""
 
-    if step != start_step and not checkpoint_path.endswith(f"-{step}"):
-        checkpoint_path = save(step)
-    export_directory = os.path.join(workdir, workdirs.EXPORT_DIRECTORY)
     if stop_signal:
-        log(f"{stop_signal}: saved {checkpoint_path or '(no checkpoint yet)'} at step {step}; rerun to resume")
-    elif step != start_step or not tf.io.gfile.exists(export_directory):
-        _written(
-            f"the export {export_directory}",
-            lambda: export_generator(trainer.sampling_generator, config.model, export_directory, overwrite=True),
-        )
-        log(f"exported the generator to {export_directory}")
-    else:
-        log(f"nothing to train: step {step} is train_steps; the export {export_directory} is kept")
-    return TrainingResult(step, bool(stop_signal), checkpoint_path, export_directory, samples_path, stop_signal)
+        log(f"{stop_signal}: saved {saver.path or '(no checkpoint yet)'} at step {step}; rerun to resume")
+    elif step == start_step:
+        if tf.io.gfile.exists(export.directory):
+            log(f"nothing to train: step {step} is train_steps; the export {export.directory} is kept")
+        else:  # a run stopped during its last step ends here
+            export(step)
+    return TrainingResult(step, bool(stop_signal), saver.path, export.directory, summaries.latest_path, stop_signal)

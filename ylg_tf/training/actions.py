@@ -1,0 +1,191 @@
+"""What a training run does between its loops: the checked loop itself, the summaries (log line, TensorBoard,
+sample grid), the evaluation, the checkpoint and the export. When each runs is `ylg_tf.training.schedule`'s
+decision alone; `ylg_tf.training.experiment` registers these with the controller.
+
+What none of them does: save a checkpoint holding a NaN or infinite value (every loop's losses and every
+saved variable are checked; TrainingDivergedError names the intact last checkpoint), or leave the partial
+files of a failed write (a full disk is one DiskWriteError).
+"""
+
+import math
+import os
+import re
+
+import tensorflow as tf
+
+from ylg_tf.pictures import image_grid, save_png, upscale
+from ylg_tf.storage import files
+from ylg_tf.storage.export import export_generator
+from ylg_tf.training.stop_request import run_in_worker
+from ylg_tf.training.trainer import METRIC_NAMES
+
+EVALUATION_SCORES = ("fid", "inception_score")
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss, or a weight about to be saved, became NaN or infinite."""
+
+
+class DiskWriteError(OSError):
+    """A checkpoint, sample or export could not be written (a full disk, an I/O error); its partial files
+    were removed."""
+
+
+def written(what, write, partial_patterns=(), directory=None):
+    """`write()`, with a failing disk (full, read-only, I/O error) raised as one-line DiskWriteError after
+    removing the files matching `partial_patterns` in `directory`."""
+    try:
+        return write()
+    except (tf.errors.OpError, OSError) as error:
+        if isinstance(error, DiskWriteError):
+            raise
+        if directory is not None:
+            files.remove_matching(directory, partial_patterns)
+        detail = getattr(error, "message", None) or str(error)
+        detail = " ".join(re.sub(r"\{\{[^}]*\}\}|\[Op:\w+\]", "", detail).split())[:300]
+        raise DiskWriteError(
+            f"could not write {what} ({type(error).__name__}: {detail}); its partial files were removed. "
+            "Free space or fix the disk, then rerun to resume from the last checkpoint"
+        ) from None
+
+
+def eta_text(seconds):
+    """Time left as H:MM:SS, with days in front when there are any ("3d 04:48:33")."""
+    if not math.isfinite(seconds):
+        return "unknown"
+    days, rest = divmod(int(round(max(seconds, 0.0))), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
+def checked_loop(trainer, iterator, checkpoints):
+    """`train(num_steps)` for the controller: runs the trainer's loop in a worker thread (so that a signal
+    stops it, `ylg_tf.training.stop_request`) and raises TrainingDivergedError on a non-finite loss."""
+
+    def train(num_steps):
+        metrics = run_in_worker(trainer.run_loop, iterator, num_steps)
+        values = {name: getattr(metrics, name) for name in METRIC_NAMES}
+        if not metrics.finite or not all(math.isfinite(value) for value in values.values()):
+            raise TrainingDivergedError(
+                f"non-finite loss at step {metrics.step} ({values}); the last good checkpoint "
+                f"{checkpoints.latest_checkpoint or '(none)'} is intact"
+            )
+        return metrics
+
+    return train
+
+
+def mean_metrics(loops):
+    """{name: mean over every step of `loops`} (each loop's metrics are its steps' means)."""
+    steps = sum(loop.num_steps for loop in loops)
+    return {
+        name: sum(getattr(loop.metrics, name) * loop.num_steps for loop in loops) / steps
+        for name in METRIC_NAMES
+    }
+
+
+class Summaries:
+    """The log line, the TensorBoard scalars and the grid of fixed-latent samples (written to
+    samples/step_XXXXXXXX.png and samples/latest.png), over the loops since the last summaries."""
+
+    def __init__(self, trainer, train_steps, writer, samples_directory, latents, log):
+        self.trainer = trainer
+        self.train_steps = train_steps
+        self.writer = writer
+        self.samples_directory = samples_directory
+        self.latest_path = os.path.join(samples_directory, "latest.png")
+        self.latents = latents
+        self.log = log
+
+    def __call__(self, step, loops):
+        values = mean_metrics(loops)
+        steps_per_second = sum(loop.num_steps for loop in loops) / max(sum(loop.seconds for loop in loops), 1e-9)
+        self.log(
+            f"step {step}/{self.train_steps}  d_loss {values['discriminator_loss']:.4f}  "
+            f"g_loss {values['generator_loss']:.4f}  D(real) {values['real_logits']:.3f}  "
+            f"D(fake) {values['fake_logits']:.3f}  {steps_per_second:.2f} steps/s  "
+            f"ETA {eta_text((self.train_steps - step) / steps_per_second)}"
+        )
+        # Small images are enlarged (nearest neighbour) so that a grid is at least ~512 pixels wide.
+        image_size = self.trainer.config.model.image_size
+        grid = upscale(image_grid(self.trainer.sample(*self.latents).numpy(), columns=4),
+                       max(1, 128 // image_size))
+        for path in (os.path.join(self.samples_directory, f"step_{step:08d}.png"), self.latest_path):
+            written(f"samples in {self.samples_directory}", lambda: save_png(grid, path))
+        with self.writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(f"train/{name}", value)
+            tf.summary.scalar("train/steps_per_second", steps_per_second)
+            for name, value in self.trainer.attention_sigma_ratios().items():
+                tf.summary.scalar(f"sigma_ratio/{name}", value)
+            tf.summary.image("samples", grid[None], max_outputs=1)
+        self.writer.flush()
+
+
+class Evaluation:
+    """Scores the sampling generator with `evaluator(generator, step) -> {name: value}` (None: the action
+    does nothing) into TensorBoard (eval/fid, eval/inception_score) and the log."""
+
+    def __init__(self, trainer, evaluator, writer, log):
+        self.trainer = trainer
+        self.evaluator = evaluator
+        self.writer = writer
+        self.log = log
+
+    def __call__(self, step, loops):
+        if self.evaluator is None:
+            return
+        scores = self.evaluator(self.trainer.sampling_generator, step)
+        with self.writer.as_default(step=step):
+            for name in EVALUATION_SCORES:
+                if name in scores:
+                    tf.summary.scalar(f"eval/{name}", scores[name])
+        self.writer.flush()
+        self.log(f"step {step}  " + "  ".join(f"{n} {scores[n]:.4f}" for n in EVALUATION_SCORES if n in scores))
+
+
+class CheckpointSaver:
+    """Saves the trainer's checkpoint with `manager` (never one holding a non-finite value, only while
+    `lock` is held); `path` is the latest checkpoint of this run ("" before any)."""
+
+    def __init__(self, trainer, manager, lock, path=""):
+        self.trainer = trainer
+        self.manager = manager
+        self.lock = lock
+        self.path = path
+
+    def __call__(self, step, loops=()):
+        non_finite = self.trainer.non_finite_variables()
+        if non_finite:
+            raise TrainingDivergedError(
+                f"{len(non_finite)} variables hold non-finite values at step {step} (e.g. {non_finite[0]}); "
+                f"not saved: the last good checkpoint {self.manager.latest_checkpoint or '(none)'} is intact"
+            )
+        self.lock.check_held()
+        directory = self.manager.directory
+        self.path = written(
+            f"checkpoint ckpt-{step} in {directory}",
+            lambda: self.manager.save(checkpoint_number=step),
+            (f"ckpt-{step}_temp", f"ckpt-{step}.*", "*.tmp*"),
+            directory,
+        )
+        return self.path
+
+
+class Export:
+    """Exports the sampling generator as a SavedModel to `directory` (replacing the previous export)."""
+
+    def __init__(self, trainer, directory, log):
+        self.trainer = trainer
+        self.directory = directory
+        self.log = log
+
+    def __call__(self, step, loops=()):
+        written(
+            f"the export {self.directory}",
+            lambda: export_generator(
+                self.trainer.sampling_generator, self.trainer.config.model, self.directory, overwrite=True),
+        )
+        self.log(f"exported the generator to {self.directory}")
