@@ -1,4 +1,5 @@
-"""Writes tests/data/checkpoint_layout_keys.json: the keys of the checkpoints a version of ylg_tf writes.
+"""Writes tests/data/checkpoint_layout_keys.json: the keys of the checkpoints a version of ylg_tf writes, and
+the config.json of its training run.
 
 The stored file was made at commit 887bc81 (before the checkpoint layout was defined in one module), so
 tests/test_checkpoint_layout.py can check that today's checkpoints have exactly the keys, shapes and dtypes
@@ -18,7 +19,7 @@ import tempfile
 
 import tensorflow as tf
 
-from ylg_tf.config import ExperimentConfig, ModelConfig, TrainingConfig
+from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig, TrainingConfig
 from ylg_tf.models.networks import build_networks
 from ylg_tf.storage import workdir
 from ylg_tf.training.trainer import Trainer
@@ -55,6 +56,15 @@ def main(output):
         path = workdir.write_checkpoint(run, generator, discriminator, WRITTEN_STEP)
         entries["written_work_directory"] = checkpoint_keys(path)
         entries["written_work_directory_file_name"] = os.path.relpath(path, run)
+        # The config.json of a training run with the moving average, on the built-in data, that reached its end.
+        entries["trainer_with_generator_ema_config_json"] = ExperimentConfig(
+            model=model,
+            training=TrainingConfig(
+                batch_size=BATCH_SIZE, generator_ema_decay=GENERATOR_EMA_DECAY, train_steps=WRITTEN_STEP,
+                steps_per_loop=1, checkpoint_every=1,
+            ),
+            data=DataConfig(dataset="builtin", split="train", eval_split="train"),
+        ).to_json()
     with open(output, "w") as file:
         json.dump(entries, file, indent=1)
         file.write("\n")
