@@ -25,7 +25,7 @@ from ylg_tf.storage import workdir
 from ylg_tf.training.trainer import Trainer
 
 # The config every entry is written for; tests/test_checkpoint_layout.py builds the same one.
-MODEL = dict(image_size=32, num_classes=3, z_dim=8, attention="sagan", generator_channels=8, discriminator_channels=8)
+MODEL = dict(image_size=32, num_classes=10, z_dim=8, attention="sagan", generator_channels=8, discriminator_channels=8)
 BATCH_SIZE = 2
 GENERATOR_EMA_DECAY = 0.5
 WRITTEN_STEP = 3

@@ -28,6 +28,7 @@ import time
 
 import tensorflow as tf
 
+from ylg_tf.storage import checkpoint_layout
 from ylg_tf.storage import files
 from ylg_tf.storage import run_lock
 from ylg_tf.storage import workdir as workdirs
@@ -335,12 +336,7 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
     rewritten = workdirs.reconcile_checkpoint_state(workdir)
     if rewritten:
         log(rewritten)
-    manager = tf.train.CheckpointManager(
-        trainer.checkpoint,
-        workdirs.checkpoint_directory(workdir),
-        max_to_keep=workdirs.CHECKPOINTS_KEPT,
-        checkpoint_name="ckpt",
-    )
+    manager = workdirs.checkpoint_manager(workdir, trainer.checkpoint)
     restored = restore_latest(manager, trainer.checkpoint, log)
     start_step = int(trainer.step.numpy())
     if start_step > training.train_steps:
@@ -433,7 +429,7 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
                 checkpoint_path = save(step)
         stop_signal = stop.signal_name or ""
 
-    if step != start_step and not checkpoint_path.endswith(f"-{step}"):
+    if step != start_step and not (checkpoint_path and checkpoint_layout.checkpoint_step(checkpoint_path) == step):
         checkpoint_path = save(step)
     export_directory = os.path.join(workdir, workdirs.EXPORT_DIRECTORY)
     if stop_signal:
