@@ -229,7 +229,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(trained_workdi
     with open(latest + ".data-00000-of-00001", "r+b") as file:
         file.truncate(100)
     trainer = Trainer(config, tf.distribute.get_strategy())
-    manager = tf.train.CheckpointManager(trainer.checkpoint, str(copy / "checkpoints"), max_to_keep=5)
+    manager = workdirs.checkpoint_manager(copy, trainer.checkpoint)
     messages = []
     restored = restore_latest(manager, trainer.checkpoint, messages.append)
     assert restored.endswith("ckpt-2") and int(trainer.step.numpy()) == 2

@@ -7,9 +7,9 @@ Layout:
   DIR/summaries/         TensorBoard event files
   DIR/export/            the SavedModel of the generator
 
-A checkpoint object holds `generator`, `discriminator`, `step` and, when training wrote them, the
-optimizers and `generator_ema` (moving average of G's weights). Latents are stateless functions of
-(seed, step), so there is no random-generator state to save.
+What one checkpoint holds, and its step, is `ylg_tf.storage.checkpoint_layout`; this module says where the
+checkpoints of a work directory live, how many are kept (`checkpoint_manager`, the one CheckpointManager
+factory) and which one a tool reads.
 
 DIR may be any tf.io.gfile path (a local directory, gs://bucket/run for TPU training, ram:// in tests):
 every read and write here goes through tf.io.gfile, files through `ylg_tf.storage.files`.
@@ -24,6 +24,8 @@ import os
 import tensorflow as tf
 
 from ylg_tf.config import ExperimentConfig, model_differences
+from ylg_tf.storage import checkpoint_layout
+from ylg_tf.storage.checkpoint_layout import checkpoint_step  # noqa: F401  (part of this module's API)
 from ylg_tf.storage.files import is_remote, make_directory, write_text_atomically
 from ylg_tf.models.networks import Discriminator, Generator
 
@@ -34,6 +36,7 @@ SUMMARIES_DIRECTORY = "summaries"
 EXPORT_DIRECTORY = "export"
 CHECKPOINT_STATE_FILE = "checkpoint"  # written by tf.train.CheckpointManager beside the checkpoints
 CHECKPOINTS_KEPT = 5  # checkpoints a CheckpointManager keeps in DIR/checkpoints
+CHECKPOINT_NAME = "ckpt"  # the manager names each checkpoint "<CHECKPOINT_NAME>-<step>"
 _ERROR_DETAIL_CHARACTERS = 240
 
 
@@ -65,6 +68,14 @@ def checkpoint_directory(workdir):
     return os.path.join(os.fspath(workdir), CHECKPOINT_DIRECTORY)
 
 
+def checkpoint_manager(workdir, checkpoint):
+    """The tf.train.CheckpointManager of `checkpoint` (a `checkpoint_layout.make_checkpoint`) in DIR/checkpoints:
+    it keeps the CHECKPOINTS_KEPT most recent; `save(checkpoint_number=step)` writes "ckpt-<step>"."""
+    return tf.train.CheckpointManager(
+        checkpoint, checkpoint_directory(workdir), max_to_keep=CHECKPOINTS_KEPT, checkpoint_name=CHECKPOINT_NAME
+    )
+
+
 def _checkpoint_state(directory):
     """The tf.train.CheckpointState of a checkpoint directory; None when its state file is missing or garbled
     (reported by the caller, in one line)."""
@@ -89,12 +100,15 @@ def checkpoints_on_disk(workdir):
     directory = checkpoint_directory(workdir)
     if not tf.io.gfile.isdir(directory):
         return []
-    steps = []
+    # Discovering files when the state file cannot say which exist: the manager's file names are all there
+    # is, and their numbers only order them (the step of a checkpoint is checkpoint_layout.checkpoint_step).
+    numbers = []
+    prefix = f"{CHECKPOINT_NAME}-"
     for name in tf.io.gfile.listdir(directory):
         stem, _, extension = name.rpartition(".")
-        if extension == "index" and stem.startswith("ckpt-") and stem[len("ckpt-"):].isdigit():
-            steps.append(int(stem[len("ckpt-"):]))
-    return [os.path.join(directory, f"ckpt-{step}") for step in sorted(steps)]
+        if extension == "index" and stem.startswith(prefix) and stem[len(prefix):].isdigit():
+            numbers.append(int(stem[len(prefix):]))
+    return [os.path.join(directory, f"{prefix}{number}") for number in sorted(numbers)]
 
 
 def reconcile_checkpoint_state(workdir):
@@ -129,12 +143,6 @@ def reconcile_checkpoint_state(workdir):
     )
     write_text_atomically(state_path, text)
     return f"checkpoint state file {state_path} {reason}; rewrote it from the checkpoints on disk: {', '.join(names)}"
-
-
-def checkpoint_step(checkpoint_path):
-    """The step a "ckpt-<step>" checkpoint was written at."""
-    suffix = os.fspath(checkpoint_path).rstrip("/").rsplit("/", 1)[-1].rsplit("-", 1)[-1]
-    return int(suffix) if suffix.isdigit() else 0
 
 
 def resolve_checkpoint(workdir, checkpoint=None):
@@ -188,19 +196,19 @@ def restore_networks(workdir, checkpoint=None, use_ema=True):
     check_checkpoint_model(path, config, workdir)
     generator = Generator(config.model).build_for_config()
     discriminator = Discriminator(config.model).build_for_config()
-    step = tf.Variable(0, dtype=tf.int64)
+    step = checkpoint_layout.step_variable()
     ema = Generator(config.model, name="generator_ema").build_for_config()
-    objects, failure = {}, None
+    restoring, failure = None, None
     # A restore that raises leaves restorations pending, and TensorFlow logs one warning per variable when
     # they are deleted: with its warnings off until they are, the one-line error stays the only line.
     with _tensorflow_warnings_off():
         try:
-            reader = tf.train.load_checkpoint(path)
-            has_ema = any(key.startswith("generator_ema/") for key in reader.get_variable_to_shape_map())
-            objects = dict(generator=generator, discriminator=discriminator, step=step)
-            if has_ema:
-                objects["generator_ema"] = ema
-            status = tf.train.Checkpoint(**objects).restore(path)
+            saved = checkpoint_layout.saved_objects(tf.train.load_checkpoint(path))
+            has_ema = checkpoint_layout.GENERATOR_EMA in saved
+            restoring = checkpoint_layout.make_checkpoint(
+                generator=generator, discriminator=discriminator, step=step, generator_ema=ema if has_ema else None
+            )
+            status = restoring.restore(path)
             status.expect_partial()
             status.assert_existing_objects_matched()
         except (ValueError, AssertionError) as error:
@@ -216,7 +224,7 @@ def restore_networks(workdir, checkpoint=None, use_ema=True):
                 "pass another one with --checkpoint"
             )
         if failure is not None:
-            del generator, discriminator, step, ema, objects
+            del generator, discriminator, step, ema, restoring
             gc.collect()
     if failure is not None:
         raise WorkdirError(failure)
@@ -251,12 +259,7 @@ def write_checkpoint(workdir, generator, discriminator, step):
     Keeps the CHECKPOINTS_KEPT most recent checkpoints, as training does.
     """
     make_directory(checkpoint_directory(workdir))  # a path through a file fails as NotADirectoryError
-    manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(
-            generator=generator, discriminator=discriminator, step=tf.Variable(step, dtype=tf.int64)
-        ),
-        checkpoint_directory(workdir),
-        max_to_keep=CHECKPOINTS_KEPT,
-        checkpoint_name="ckpt",
+    checkpoint = checkpoint_layout.make_checkpoint(
+        generator=generator, discriminator=discriminator, step=checkpoint_layout.step_variable(step)
     )
-    return manager.save(checkpoint_number=step)
+    return checkpoint_manager(workdir, checkpoint).save(checkpoint_number=step)

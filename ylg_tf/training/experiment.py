@@ -299,12 +299,7 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
     rewritten = workdirs.reconcile_checkpoint_state(workdir)
     if rewritten:
         log(rewritten)
-    manager = tf.train.CheckpointManager(
-        trainer.checkpoint,
-        workdirs.checkpoint_directory(workdir),
-        max_to_keep=workdirs.CHECKPOINTS_KEPT,
-        checkpoint_name="ckpt",
-    )
+    manager = workdirs.checkpoint_manager(workdir, trainer.checkpoint)
     restored = restore_latest(manager, trainer.checkpoint, log)
     start_step = int(trainer.step.numpy())
     if start_step > training.train_steps:

@@ -20,6 +20,7 @@ import tf_keras
 from ylg_tf.config import ExperimentConfig
 from ylg_tf.training.losses import discriminator_hinge_loss, generator_hinge_loss
 from ylg_tf.models.networks import Discriminator, Generator
+from ylg_tf.storage import checkpoint_layout
 
 METRIC_NAMES = ("discriminator_loss", "generator_loss", "real_logits", "fake_logits")
 
@@ -80,29 +81,20 @@ class Trainer:
             # Slots exist before any restore, so a restored run continues with them.
             self.generator_optimizer.build(self.generator.trainable_variables)
             self.discriminator_optimizer.build(self.discriminator.trainable_variables)
-            self.step = tf.Variable(
-                0,
-                dtype=tf.int64,
-                trainable=False,
-                name="step",
-                synchronization=tf.VariableSynchronization.ON_WRITE,
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
+            self.step = checkpoint_layout.step_variable()
             self.generator_ema = None
             if training.generator_ema_decay > 0:
                 self.generator_ema = Generator(config.model, name="generator_ema").build_for_config()
                 for average, variable in zip(self.generator_ema.variables, self.generator.variables):
                     average.assign(variable)
-        objects = dict(
+        self.checkpoint = checkpoint_layout.make_checkpoint(
             generator=self.generator,
             discriminator=self.discriminator,
+            step=self.step,
             generator_optimizer=self.generator_optimizer,
             discriminator_optimizer=self.discriminator_optimizer,
-            step=self.step,
+            generator_ema=self.generator_ema,
         )
-        if self.generator_ema is not None:
-            objects["generator_ema"] = self.generator_ema
-        self.checkpoint = tf.train.Checkpoint(**objects)
         # A nested tf.function may not hold the optimizers' cross-replica merge, so the updates become one
         # only when XLA compiles them.
         self._update_networks = (
@@ -235,13 +227,9 @@ class Trainer:
 
     def non_finite_variables(self):
         """Names of the checkpointed variables holding a NaN or infinite value."""
-        networks = [self.generator, self.discriminator, self.generator_optimizer, self.discriminator_optimizer]
-        if self.generator_ema is not None:
-            networks.append(self.generator_ema)
         return [
             variable.name
-            for network in networks
-            for variable in network.variables
+            for variable in checkpoint_layout.checkpoint_variables(self.checkpoint)
             if variable.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(variable)))
         ]
 
