@@ -36,7 +36,8 @@ from ylg_tf.data.datasets import check_folder_images, class_names, count_example
 from ylg_tf.storage.export import export_generator
 from ylg_tf.training.stop_request import StopRequest, run_in_worker
 from ylg_tf.training.trainer import METRIC_NAMES, Trainer
-from ylg_tf.pictures import image_grid, save_png, upscale
+from ylg_tf.latents import sample_grid_latents
+from ylg_tf.pictures import image_grid, png_bytes, upscale
 
 SAMPLE_GRID_SIZE = 16
 EVALUATION_SCORES = ("fid", "inception_score")
@@ -158,13 +159,6 @@ def _dataset_function(config: ExperimentConfig, start_step, num_replicas):
         return dataset
 
     return dataset_fn
-
-
-def _fixed_latents(config: ExperimentConfig, count=SAMPLE_GRID_SIZE):
-    seed = tf.constant([config.training.seed, 424242], tf.int64)
-    z = tf.random.stateless_normal([count, config.model.z_dim], seed=seed)
-    labels = tf.range(count, dtype=tf.int32) % config.model.num_classes
-    return z, labels
 
 
 def restore_latest(manager, checkpoint, log):
@@ -362,7 +356,9 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
     writer = tf.summary.create_file_writer(os.path.join(workdir, workdirs.SUMMARIES_DIRECTORY))
     samples_directory = os.path.join(workdir, workdirs.SAMPLES_DIRECTORY)
     checkpoints = workdirs.checkpoint_directory(workdir)
-    fixed_z, fixed_labels = _fixed_latents(config)
+    fixed_z, fixed_labels = sample_grid_latents(
+        config.training.seed, SAMPLE_GRID_SIZE, config.model.z_dim, config.model.num_classes
+    )
     samples_path = os.path.join(samples_directory, "latest.png")
     checkpoint_path = restored or ""
     step = start_step
@@ -412,9 +408,10 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
             # Small images are enlarged (nearest neighbour) so that a grid is at least ~512 pixels wide.
             enlargement = max(1, 128 // config.model.image_size)
             grid = upscale(image_grid(trainer.sample(fixed_z, fixed_labels).numpy(), columns=4), enlargement)
-            _written(f"samples in {samples_directory}", lambda: save_png(grid, os.path.join(
-                samples_directory, f"step_{step:08d}.png")))
-            _written(f"samples in {samples_directory}", lambda: save_png(grid, samples_path))
+            _written(f"samples in {samples_directory}", lambda: files.write_bytes_atomically(os.path.join(
+                samples_directory, f"step_{step:08d}.png"), png_bytes(grid)))
+            _written(f"samples in {samples_directory}", lambda: files.write_bytes_atomically(
+                samples_path, png_bytes(grid)))
             with writer.as_default(step=step):
                 for name, value in values.items():
                     tf.summary.scalar(f"train/{name}", value)
