@@ -23,6 +23,9 @@ The keys, by caller (seed is the run's or the tool's --seed):
 * tools/invert.py: the restarts' start from seed (truncated), the self-inversion target's label from
   [seed, INVERSION_LABEL_STREAM] and its latent from [seed, INVERSION_LATENT_STREAM].
 
+Keys of different callers may coincide (evaluation's batch 3 has training's key of step 1, G phase): they
+are the keys each caller always used, kept so that runs, scores and pictures reproduce as before.
+
 `generate_images` runs G over drawn latents, in batches; `generate_with_attention` also returns its attention.
 """
 

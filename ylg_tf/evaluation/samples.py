@@ -1,5 +1,6 @@
-"""Generated samples for scoring: the sample and batch counts, and `sample(z, labels) -> images` from a
-Keras generator or from an exported generator's serving signature.
+"""Generated samples for scoring: the sample and batch counts, the latents of each batch (drawn by
+`ylg_tf.latents`), and `sample(z, labels) -> images` from a Keras generator or from an exported generator's
+serving signature.
 """
 
 import numpy as np
