@@ -194,9 +194,10 @@ def generate_with_attention(generator, latents, labels, attention_resolution=Non
     Returns (images [N, S, S, 3] in [-1, 1], probabilities [N, heads, Nq, Nk], that attention layer).
     """
     if not generator.attention_layers:
+        model_config = generator.model_config
         raise ValueError(
             "query attention needs a generator with attention; this model has "
-            f"attention={generator.model_config.attention!r}, attention_block={generator.model_config.attention_block!r}"
+            f"attention={model_config.attention!r}, attention_block={model_config.attention_block!r}"
         )
     attention_resolution = generator.attention_resolution(attention_resolution)
     images, probabilities = generator(

@@ -173,7 +173,8 @@ class LocalPatternAttention(PooledAttention):
     sparse pattern; subclasses say how the restricted heads are computed.
 
     Args:
-      pattern: a sparse pattern of `ylg_tf.attention.masks.attention_masks` ("ylg", "ylg_no_esa", "ylg_strided", "fixed").
+      pattern: a sparse pattern of `ylg_tf.attention.masks.attention_masks` ("ylg", "ylg_no_esa",
+        "ylg_strided", "fixed").
       geometry: "original" (the original's folding of queries onto the key grid) or "aligned".
     """
 
@@ -214,7 +215,7 @@ class LocalSparseAttention(LocalPatternAttention):
         super().build(input_shape)
         allowed = self.masks  # [heads, Nq, Nk] bool
         self.check_head_count(allowed.shape[0])
-        self.logits_bias = (1.0 - allowed.astype(np.float32)) * np.float32(MASK_LOGIT_PENALTY)
+        self.logits_bias = (1.0 - allowed.astype(np.float32)) * np.float32(MASK_LOGIT_PENALTY)  # [heads, Nq, Nk]
 
     def attend(self, queries, keys, values, return_probabilities=False):
         return dense_attention(queries, keys, values, self.logits_bias, return_probabilities)
