@@ -2,14 +2,20 @@
 draws were gathered here (the formulas of 887bc81, written out), and the keys keep the streams apart.
 
 The NumPy engine's streams (the generate tool's layouts, inversion) are checked in tests/test_inversion.py.
+Also: G run over latents with its attention (what tools/generate.py draws for a query pixel).
 """
+
+import dataclasses
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from ylg_tf import latents
+from ylg_tf.config import get_preset
 from ylg_tf.evaluation import samples
+from ylg_tf.models.networks import Generator
 
 Z_DIM, NUM_CLASSES, COUNT = 6, 5, 4
 
@@ -91,3 +97,18 @@ def test_self_inversion_inputs_are_the_old_draws():
     assert latents.self_inversion_inputs(6, Z_DIM, NUM_CLASSES, label=4)[1] == 4
     with pytest.raises(ValueError, match="label 5 is out of range"):
         latents.self_inversion_inputs(6, Z_DIM, NUM_CLASSES, label=5)
+
+
+def test_generate_with_attention_returns_the_images_and_the_layers_attention():
+    model = get_preset("test").model  # 32x32, YLG attention on G's 16x16 maps
+    tf_keras.utils.set_random_seed(0)
+    generator = Generator(model)
+    z = latents.standard_normal_latents(2, model.z_dim, seed=[1, 0])
+    images, probabilities, layer = latents.generate_with_attention(generator, z, [0, 3])
+    np.testing.assert_allclose(images, generator((z, tf.constant([0, 3])), training=False).numpy(), atol=1e-6)
+    assert layer is generator.attention_layers[16]
+    assert probabilities.shape == (2, 8, 16 * 16, 8 * 8)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+    without = Generator(dataclasses.replace(model, attention="none"))
+    with pytest.raises(ValueError, match="needs a generator with attention.*attention='none'"):
+        latents.generate_with_attention(without, z, [0, 3])
