@@ -12,7 +12,14 @@ import tensorflow as tf
 import tf_keras
 
 from ylg_tf.attention import masks
-from ylg_tf.attention.layers import LocalSparseAttention, SelfAttention, merge_heads, split_heads
+from ylg_tf.attention.layers import (
+    LocalSparseAttention,
+    PooledAttention,
+    SelfAttention,
+    dense_attention,
+    merge_heads,
+    split_heads,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # NumPy reference
@@ -353,6 +360,21 @@ def test_bad_arguments_are_named(make, message):
 def test_bad_u_update_is_rejected_at_construction():
     with pytest.raises(ValueError, match="'bogus'"):
         SelfAttention(u_update="bogus")
+
+
+def test_a_subclass_of_the_base_only_says_how_heads_attend():
+    class DenseAgain(PooledAttention):
+        def attend(self, queries, keys, values, return_probabilities=False):
+            return dense_attention(queries, keys, values, return_probabilities=return_probabilities)
+
+    inputs = random_inputs(SHAPE, seed=9)
+    layer = built(DenseAgain(num_heads=8), SHAPE)
+    expected_outputs, expected_probabilities = reference_attention(layer, inputs)
+    outputs, probabilities = layer(inputs, training=False, return_attention=True)
+    np.testing.assert_allclose(probabilities, expected_probabilities, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(outputs, expected_outputs, rtol=1e-4, atol=1e-4)
+    with pytest.raises(NotImplementedError, match="PooledAttention does not say how its heads attend"):
+        PooledAttention()(tf.zeros(SHAPE))
 
 
 def test_local_sparse_attention_rejects_a_head_count_other_than_eight():

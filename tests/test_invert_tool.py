@@ -66,7 +66,7 @@ def runs(tmp_path_factory):
     inputs.mkdir()
     latent = tf.random.stateless_normal([1, CONFIG.model.z_dim], seed=[0, 1])
     sample = generator((latent, tf.constant([LABEL])), training=False)
-    pictures.save_png(sample.numpy()[0], inputs / "sample.png")
+    (inputs / "sample.png").write_bytes(pictures.png_bytes(sample.numpy()[0]))
     ramp = np.tile(np.linspace(0, 255, 45).astype(np.uint8), (30, 1))  # 30 high, 45 wide, dark to light
     Image.fromarray(ramp, mode="L").save(inputs / "gray picture.jpg", quality=95)
     write_bad_inputs(inputs)

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tf_keras
 
 from ylg_tf.attention import masks
-from ylg_tf.attention.layers import LocalSparseAttention, SelfAttention
+from ylg_tf.attention.layers import LocalPatternAttention, LocalSparseAttention, SelfAttention
 from ylg_tf.attention.block_sparse import BlockSparseLocalAttention
 from ylg_tf.config import ATTENTION_KINDS, ModelConfig
 from ylg_tf.models.networks import (
@@ -203,7 +203,7 @@ def test_every_attention_kind_builds_the_documented_layers(attention):
         assert layer.u_update == ("training" if network == "generator" else "always")
         side = grids[network]
         assert probabilities[network].shape == (2, expected_heads, side * side, side * side // 4)
-        if isinstance(layer, LocalSparseAttention):
+        if isinstance(layer, LocalPatternAttention):  # both YLG layers
             assert layer.pattern == attention and layer.geometry == "original"
             expected_masks = masks.attention_masks(
                 attention, (side, side), (side // 2, side // 2), geometry="original"

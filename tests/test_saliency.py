@@ -159,14 +159,14 @@ def test_interpolation_pictures_lay_out_rows_per_label_and_frames_there_and_back
 
 def test_query_attention_panels_show_the_picture_then_one_overlay_per_head():
     random = np.random.default_rng(1)
-    pictures = random.integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8)
+    images = random.integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8)
     maps = random.uniform(size=(2, 3, 4, 4))
-    grid = pictures.query_attention_panels(pictures, maps, (2, 5))
+    grid = pictures.query_attention_panels(images, maps, (2, 5))
     assert grid.shape == (2 * 10 + 2, 4 * 10 + 2, 3)
     for row in range(2):
         top = 2 + row * 10
-        np.testing.assert_array_equal(grid[top : top + 8, 2 : 10], pictures.mark_point(pictures[row], 2, 5))
+        np.testing.assert_array_equal(grid[top : top + 8, 2 : 10], pictures.mark_point(images[row], 2, 5))
         for head in range(3):
             left = 2 + (head + 1) * 10
-            expected = pictures.mark_point(pictures.attention_overlay(pictures[row], maps[row, head]), 2, 5)
+            expected = pictures.mark_point(pictures.attention_overlay(images[row], maps[row, head]), 2, 5)
             np.testing.assert_array_equal(grid[top : top + 8, left : left + 8], expected)

@@ -92,7 +92,7 @@ def test_absolute_path_leaves_remote_paths_alone(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------
-# Pictures (pictures.save_png / save_gif write through the same helper).
+# Pictures (pictures.png_bytes / gif_bytes written with files.write_bytes_atomically, as the tools do).
 
 
 def decoded(data):
@@ -109,7 +109,7 @@ def test_png_and_gif_files_on_any_filesystem(tmp_path, filesystem):
     directory = str(tmp_path) if filesystem == "local" else ram_directory("pictures")
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, size=[6, 5, 3], dtype=np.uint8)
-    path = pictures.save_png(image, f"{directory}/samples/grid.png")
+    path = files.write_bytes_atomically(f"{directory}/samples/grid.png", pictures.png_bytes(image))
     assert path == f"{directory}/samples/grid.png"
     with tf.io.gfile.GFile(path, "rb") as file:
         (read,) = decoded(file.read())
@@ -117,20 +117,20 @@ def test_png_and_gif_files_on_any_filesystem(tmp_path, filesystem):
     assert tf.io.gfile.listdir(f"{directory}/samples") == ["grid.png"]
 
     floats = rng.uniform(-1, 1, size=[4, 4, 3]).astype(np.float32)  # [-1, 1] images are converted
-    pictures.save_png(floats, f"{directory}/samples/grid.png")  # replaces the old file
+    files.write_bytes_atomically(path, pictures.png_bytes(floats))  # replaces the old file
     with tf.io.gfile.GFile(path, "rb") as file:
         np.testing.assert_array_equal(decoded(file.read())[0], pictures.to_uint8(floats))
 
     # Two clearly different frames (GIF stores a palette, so flat colours survive exactly).
     frames = [np.full([4, 4, 3], value, np.uint8) for value in ((255, 0, 0), (0, 0, 255))]
-    gif = pictures.save_gif(frames, f"{directory}/movies/walk.gif")
+    gif = files.write_bytes_atomically(f"{directory}/movies/walk.gif", pictures.gif_bytes(frames))
     with tf.io.gfile.GFile(gif, "rb") as file:
         read_frames = decoded(file.read())
     assert len(read_frames) == 2
     for read_frame, frame in zip(read_frames, frames):
         np.testing.assert_array_equal(read_frame, frame)
     with pytest.raises(ValueError, match="at least one frame"):
-        pictures.save_gif([], f"{directory}/movies/empty.gif")
+        pictures.gif_bytes([])
 
 
 # ----------------------------------------------------------------------------------------------

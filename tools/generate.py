@@ -29,6 +29,7 @@ from ylg_tf import command_line  # noqa: E402
 from ylg_tf import latents
 from ylg_tf.attention import saliency
 from ylg_tf import pictures
+from ylg_tf.storage import files
 from ylg_tf.storage import workdir
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
@@ -66,6 +67,33 @@ def parse_point(image_size):
     return tuple(values)
 
 
+def class_grid(generator, labels, truncation):
+    """The class grid: one row per label, FLAGS.num samples each."""
+    z, repeated = latents.class_grid_inputs(labels, FLAGS.num, generator.model_config.z_dim, FLAGS.seed, truncation)
+    progress = tf_keras.utils.Progbar(len(labels) * FLAGS.num).add
+    return pictures.class_grid_picture(latents.generate_images(generator, z, repeated, progress=progress), FLAGS.num)
+
+
+def interpolations(generator, labels, truncation):
+    """(strip, GIF frames) of the interpolations: per label, a straight line between two latents."""
+    steps = FLAGS.interpolation_steps
+    z, repeated = latents.interpolation_inputs(labels, steps, generator.model_config.z_dim, FLAGS.seed, truncation)
+    images = latents.generate_images(generator, z, repeated, progress=tf_keras.utils.Progbar(len(labels) * steps).add)
+    return pictures.interpolation_pictures(pictures.enlarge_for_display(images), len(labels), steps)
+
+
+def query_attention(generator, labels, truncation, point):
+    """(picture, query index, query grid, heads): G's attention of the pixel `point` over the keys, for the
+    first sample of each class-grid row."""
+    z, _ = latents.class_grid_inputs(labels, FLAGS.num, generator.model_config.z_dim, FLAGS.seed, truncation)
+    images, probabilities, layer = latents.generate_with_attention(
+        generator, z[:: FLAGS.num], labels, FLAGS.attention_layer
+    )
+    query = saliency.query_index(point, generator.model_config.image_size, layer.query_grid)
+    maps = saliency.query_attention(probabilities, query, layer.key_grid)  # [L, heads, hk, wk]
+    return pictures.query_attention_picture(images, maps, point), query, tuple(layer.query_grid), maps.shape[1]
+
+
 def main(argv):
     del argv
     model_config = workdir.load_config(FLAGS.workdir).model
@@ -77,32 +105,21 @@ def main(argv):
     _, generator, _, step = workdir.restore_networks(FLAGS.workdir, FLAGS.checkpoint, FLAGS.use_ema)
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "generated")
 
+    def write(name, data):
+        return files.write_bytes_atomically(os.path.join(output_dir, name), data)
+
     print(f"class grid: {len(labels)} labels x {FLAGS.num} samples")
-    written = [
-        pictures.write_class_grid(
-            generator, labels, FLAGS.num, FLAGS.seed, truncation, os.path.join(output_dir, "class_grid.png"),
-            progress=tf_keras.utils.Progbar(len(labels) * FLAGS.num).add,
-        )
-    ]
+    written = [write("class_grid.png", pictures.png_bytes(class_grid(generator, labels, truncation)))]
     if FLAGS.interpolate:
-        steps = FLAGS.interpolation_steps
-        print(f"interpolations: {len(labels)} labels x {steps} steps")
-        written.extend(
-            pictures.write_interpolations(
-                generator, labels, steps, FLAGS.seed, truncation,
-                os.path.join(output_dir, "interpolation.png"), os.path.join(output_dir, "interpolation.gif"),
-                progress=tf_keras.utils.Progbar(len(labels) * steps).add,
-            )
-        )
+        print(f"interpolations: {len(labels)} labels x {FLAGS.interpolation_steps} steps")
+        strip, frames = interpolations(generator, labels, truncation)
+        written.append(write("interpolation.png", pictures.png_bytes(strip)))
+        written.append(write("interpolation.gif", pictures.gif_bytes(frames, seconds_per_frame=0.15)))
     if point is not None:
         row, column = point
-        path, query, query_grid, num_heads = pictures.write_query_attention(
-            generator, labels, FLAGS.num, FLAGS.seed, truncation, point,
-            os.path.join(output_dir, f"attention_r{row}_c{column}.png"),
-            attention_resolution=FLAGS.attention_layer,
-        )
+        picture, query, query_grid, num_heads = query_attention(generator, labels, truncation, point)
+        written.append(write(f"attention_r{row}_c{column}.png", pictures.png_bytes(picture)))
         print(f"attention of pixel ({row}, {column}) = query {query} of the {query_grid} grid, {num_heads} heads")
-        written.append(path)
     print(f"{generator.name} at step {step}: wrote")
     for path in written:
         print(f"  {path}")

@@ -21,6 +21,8 @@ heads); every restart's own loss is what the curves and the report show and what
 """
 
 import datetime
+import io
+import json
 import os
 import pathlib
 
@@ -36,6 +38,7 @@ from ylg_tf import command_line  # noqa: E402
 from ylg_tf.storage import files
 from ylg_tf.inversion import invert
 from ylg_tf import latents
+from ylg_tf import pictures
 from ylg_tf.storage import workdir
 
 flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
@@ -82,6 +85,18 @@ def inversion_config():
     )
 
 
+def write_outputs(result, report, output_dir):
+    """latents.npy (the optimised latents [R, z_dim]), the pictures of `pictures.inversion_pictures` and
+    inversion.json (the report) in output_dir."""
+    files.make_directory(output_dir)
+    buffer = io.BytesIO()
+    np.save(buffer, result.latents)
+    files.write_bytes_atomically(os.path.join(output_dir, "latents.npy"), buffer.getvalue())
+    for name, data in pictures.inversion_pictures(result).items():
+        files.write_bytes_atomically(os.path.join(output_dir, f"{name}.png"), data)
+    files.write_text_atomically(os.path.join(output_dir, "inversion.json"), json.dumps(report, indent=2))
+
+
 def main(argv):
     del argv
     config = inversion_config()
@@ -118,7 +133,7 @@ def main(argv):
         "image": os.path.abspath(FLAGS.image) if FLAGS.image else None,
     }
     report = invert.inversion_report(result, config, provenance, true_latent)
-    invert.write_outputs(result, report, output_dir)
+    write_outputs(result, report, output_dir)
 
     best = report["best"]
     print(f"best restart {best['restart']}: loss {best['initial_loss']:.4g} -> {best['final_loss']:.4g}")

@@ -1,20 +1,107 @@
-"""The generator's inputs for pictures and inversion: class labels, seeded latents, and G run over them.
+"""The generator's inputs: every latent of the project is drawn here, from a key, with no random state.
 
-Latents here are NumPy draws from `np.random.default_rng(seed)` (seed: an int or a list of ints), with an
-optional truncation that resamples every entry with |z| > T until none is left. (Evaluation draws its
-latents differently, with stateless TF ops keyed by batch: `ylg_tf.evaluation.samples.sample_latents`.)
+One keyed draw, `keyed_normal(key, shape, engine)`: z ~ N(0, 1) as a pure function of its key, from one of
+two engines, so that each caller keeps the numbers it always drew:
 
-The layouts of the generate tool's pictures live here too, so anyone can recompute a picture's latents:
-a class grid draws its latents from [seed, 0], row after row; interpolations draw their end points from
-[seed, 1], two per label, and walk the straight line between them (as the original's explore_latent).
+* "tensorflow": `tf.random.stateless_normal` keyed by an int64 pair, inside `tf.function` on any device.
+  Training, evaluation and the training sample grid draw here (`keyed_latents` adds uniform labels from a
+  split of the key).
+* "numpy": `np.random.default_rng(key)` (key an int or a list of ints), with an optional truncation that
+  resamples every entry with |z| > T until none is left. The tools' pictures and inversion draw here, so
+  anyone can recompute their latents with NumPy alone.
+
+The keys, by caller (seed is the run's or the tool's --seed):
+
+* training: [seed, 2 * step + phase], phase DISCRIMINATOR_PHASE or GENERATOR_PHASE; a step's extra
+  discriminator updates (discriminator_steps > 1) fold their number u >= 1 into that key;
+* evaluation: [seed, batch index];
+* the training sample grid (samples/latest.png): [seed, SAMPLE_GRID_STREAM], labels 0, 1, 2, ... cycling
+  over the classes;
+* tools/generate.py: a class grid draws from [seed, CLASS_GRID_STREAM], row after row; interpolations draw
+  their end points from [seed, INTERPOLATION_STREAM], two per label, and walk the straight line between
+  them (as the original's explore_latent);
+* tools/invert.py: the restarts' start from seed (truncated), the self-inversion target's label from
+  [seed, INVERSION_LABEL_STREAM] and its latent from [seed, INVERSION_LATENT_STREAM].
+
+Keys of different callers may coincide (evaluation's batch 3 has training's key of step 1, G phase): they
+are the keys each caller always used, kept so that runs, scores and pictures reproduce as before.
+
+`generate_images` runs G over drawn latents, in batches; `generate_with_attention` also returns its attention.
 """
 
 import numpy as np
 import tensorflow as tf
 
 DEFAULT_LABEL_COUNT = 8  # classes shown when none are named
+ENGINES = ("tensorflow", "numpy")
+
+DISCRIMINATOR_PHASE = 0
+GENERATOR_PHASE = 1
+SAMPLE_GRID_STREAM = 424242
 CLASS_GRID_STREAM = 0
 INTERPOLATION_STREAM = 1
+INVERSION_LABEL_STREAM = 1
+INVERSION_LATENT_STREAM = 2
+
+
+def keyed_normal(key, shape, engine="tensorflow", truncation=None):
+    """float32 N(0, 1) draws of `shape`, a pure function of `key` and the engine (see the module docstring).
+
+    "tensorflow": key an int64 pair (tensor or sequence), returns a tensor. "numpy": key an int or a list
+    of ints, returns an array; with truncation T, entries with |z| > T are drawn again from the same stream.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} is not one of {ENGINES}")
+    if truncation is not None and not truncation > 0:
+        raise ValueError(f"truncation={truncation!r} must be positive (or None for no truncation)")
+    if engine == "tensorflow":
+        if truncation is not None:
+            raise ValueError(f"truncation={truncation!r}: only the 'numpy' engine truncates")
+        return tf.random.stateless_normal(shape, seed=key)
+    random = np.random.default_rng(key)
+    draws = random.standard_normal(tuple(shape))
+    if truncation is not None:
+        outside = np.abs(draws) > truncation
+        while outside.any():
+            draws[outside] = random.standard_normal(int(outside.sum()))
+            outside = np.abs(draws) > truncation
+    return draws.astype(np.float32)
+
+
+def keyed_latents(key, count, z_dim, num_classes):
+    """(z float32 [count, z_dim] ~ N(0, I), labels int32 [count] uniform in [0, num_classes)) from an int64
+    key pair, split in two: the first half keys z, the second the labels."""
+    noise_key, label_key = tf.unstack(tf.random.experimental.stateless_split(key, num=2))
+    z = keyed_normal(noise_key, [count, z_dim])  # [count, z_dim]
+    labels = tf.random.stateless_uniform(
+        [count], seed=label_key, minval=0, maxval=num_classes, dtype=tf.int32
+    )  # [count]
+    return z, labels
+
+
+def training_latents(seed, step, phase, count, z_dim, num_classes, discriminator_update=0):
+    """The global batch of (z, labels) that training draws at `step` (an int64 scalar) in `phase`.
+
+    discriminator_update > 0 numbers the extra discriminator updates of a step (discriminator_steps > 1).
+    """
+    if phase not in (DISCRIMINATOR_PHASE, GENERATOR_PHASE):
+        raise ValueError(f"phase={phase!r} is not DISCRIMINATOR_PHASE (0) or GENERATOR_PHASE (1)")
+    key = tf.stack([tf.cast(seed, tf.int64), step * 2 + phase])
+    if discriminator_update:
+        key = tf.random.experimental.stateless_fold_in(key, discriminator_update)
+    return keyed_latents(key, count, z_dim, num_classes)
+
+
+def evaluation_latents(seed, batch_index, count, z_dim, num_classes):
+    """(z, labels) of evaluation's batch `batch_index`: the same arguments always give the same draws."""
+    return keyed_latents(tf.constant([seed, batch_index], tf.int64), count, z_dim, num_classes)
+
+
+def sample_grid_latents(seed, count, z_dim, num_classes):
+    """(z [count, z_dim], labels [count]) of the training sample grid: fixed for a run's seed, the labels
+    0, 1, 2, ... cycling over the classes (the grid shows them in reading order)."""
+    z = keyed_normal(tf.constant([seed, SAMPLE_GRID_STREAM], tf.int64), [count, z_dim])
+    return z, tf.range(count, dtype=tf.int32) % num_classes
 
 
 def check_label(label, num_classes):
@@ -37,19 +124,11 @@ def resolve_labels(labels, num_classes):
 
 
 def standard_normal_latents(count, z_dim, seed, truncation=None):
-    """[count, z_dim] float32 N(0, 1) latents; with truncation T, entries with |z| > T are resampled."""
+    """[count, z_dim] float32 N(0, 1) latents of the "numpy" engine keyed by seed (an int or a list of
+    ints); with truncation T, entries with |z| > T are resampled."""
     if int(count) <= 0 or int(z_dim) <= 0:
         raise ValueError(f"count={count!r} and z_dim={z_dim!r} must be positive integers")
-    if truncation is not None and not truncation > 0:
-        raise ValueError(f"truncation={truncation!r} must be positive (or None for no truncation)")
-    random = np.random.default_rng(seed)
-    latents = random.standard_normal((int(count), int(z_dim)))
-    if truncation is not None:
-        outside = np.abs(latents) > truncation
-        while outside.any():
-            latents[outside] = random.standard_normal(int(outside.sum()))
-            outside = np.abs(latents) > truncation
-    return latents.astype(np.float32)
+    return keyed_normal(seed, (int(count), int(z_dim)), engine="numpy", truncation=truncation)
 
 
 def interpolate_latents(start, end, num_steps):
@@ -82,6 +161,15 @@ def interpolation_inputs(labels, num_steps, z_dim, seed, truncation=None):
     return latents, np.repeat(np.asarray(labels, np.int32), num_steps)
 
 
+def self_inversion_inputs(seed, z_dim, num_classes, label=None):
+    """The known latent [1, z_dim] (untruncated) and the label of a self-inversion; the label is drawn
+    when None, else checked."""
+    if label is None:
+        label = int(np.random.default_rng([seed, INVERSION_LABEL_STREAM]).integers(num_classes))
+    label = check_label(label, num_classes)
+    return standard_normal_latents(1, z_dim, [seed, INVERSION_LATENT_STREAM]), label
+
+
 def generate_images(generator, latents, labels, batch_size=16, progress=None):
     """Images [N, S, S, 3] in [-1, 1] of G in inference mode, in batches of batch_size.
 
@@ -97,3 +185,25 @@ def generate_images(generator, latents, labels, batch_size=16, progress=None):
         if progress is not None:
             progress(len(latents[batch]))
     return np.concatenate(images)
+
+
+def generate_with_attention(generator, latents, labels, attention_resolution=None):
+    """G in inference mode over latents [N, z_dim] and labels [N] in one call, with the attention of its
+    layer on `attention_resolution` maps (None: the default place's, or G's first).
+
+    Returns (images [N, S, S, 3] in [-1, 1], probabilities [N, heads, Nq, Nk], that attention layer).
+    """
+    if not generator.attention_layers:
+        model_config = generator.model_config
+        raise ValueError(
+            "query attention needs a generator with attention; this model has "
+            f"attention={model_config.attention!r}, attention_block={model_config.attention_block!r}"
+        )
+    attention_resolution = generator.attention_resolution(attention_resolution)
+    images, probabilities = generator(
+        (np.asarray(latents, np.float32), np.asarray(labels, np.int32)),
+        training=False,
+        return_attention=True,
+        attention_resolution=attention_resolution,
+    )
+    return images.numpy(), probabilities.numpy(), generator.attention_layers[attention_resolution]

@@ -1,11 +1,14 @@
-"""Pictures: image grids and PNG/GIF files from generator outputs in [-1, 1], attention overlays
-(the magma colour map at alpha 0.65 over the image, as YLG's saliency pictures), matplotlib figures
-(loss curves, titled side-by-side comparisons) drawn without pyplot's global state, and the picture sets
-the tools write: a generator's class grids, interpolations and query-point attention (tools/generate.py;
-latents laid out by `ylg_tf.latents`), and an inversion's pictures (tools/invert.py)."""
+"""Pictures drawn from arrays: image grids of generator outputs in [-1, 1], PNG and GIF encodings, attention
+overlays (the magma colour map at alpha 0.65 over the image, as YLG's saliency pictures), matplotlib figures
+(loss curves, titled side-by-side comparisons) drawn without pyplot's global state, and the layouts of the
+tools' pictures: class grids, interpolations and query-point attention (tools/generate.py), and an
+inversion's pictures (tools/invert.py).
+
+This module only draws: it runs no model and opens no file. Encoded pictures are bytes, which the callers
+write (`ylg_tf.storage.files.write_bytes_atomically`, any tf.io.gfile path).
+"""
 
 import io
-import os
 
 import numpy as np
 from PIL import Image
@@ -44,28 +47,18 @@ def upscale(image, factor):
     return np.repeat(np.repeat(np.asarray(image), factor, axis=0), factor, axis=1)
 
 
-def save_png(image, path):
-    """Writes a uint8 [H, W, 3] array (or [-1, 1] floats) as PNG, atomically; `path` may be any tf.io.gfile
-    path (gs://... for a TPU run's work directory)."""
-    from ylg_tf.storage.files import write_bytes_atomically  # here: the rest of this module needs no TensorFlow
-
-    return write_bytes_atomically(path, png_bytes(image))
-
-
-def save_gif(frames, path, seconds_per_frame=0.1):
-    """Writes uint8 [H, W, 3] frames (or [-1, 1] floats) as a looping GIF, atomically; any tf.io.gfile path."""
-    from ylg_tf.storage.files import write_bytes_atomically
-
+def gif_bytes(frames, seconds_per_frame=0.1):
+    """Looping GIF encoding of uint8 [H, W, 3] frames (or [-1, 1] floats)."""
     frames = [np.asarray(frame) for frame in frames]
     if not frames:
-        raise ValueError("save_gif needs at least one frame, got none")
+        raise ValueError("a GIF needs at least one frame, got none")
     pictures = [Image.fromarray(frame if frame.dtype == np.uint8 else to_uint8(frame)) for frame in frames]
     buffer = io.BytesIO()
     pictures[0].save(
         buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=int(seconds_per_frame * 1000),
         loop=0,
     )
-    return write_bytes_atomically(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def png_bytes(image):
@@ -141,19 +134,17 @@ def mark_point(image, row, column, colour=(0, 255, 0), arm=None):
     return image
 
 
-def _save_figure(figure, path):
+def _figure_png(figure):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from ylg_tf.storage.files import write_bytes_atomically
 
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
-    return write_bytes_atomically(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
-def save_loss_curve(losses, path, highlight=None, title="loss", ylabel="loss"):
-    """Plots losses [steps, series] (one line per series, log scale) to a PNG; `highlight` is drawn bold."""
+def loss_curve_png(losses, highlight=None, title="loss", ylabel="loss"):
+    """PNG of losses [steps, series] (one line per series, log scale); `highlight` is drawn bold."""
     from matplotlib.figure import Figure
 
     losses = np.asarray(losses, dtype=np.float64)
@@ -181,11 +172,11 @@ def save_loss_curve(losses, path, highlight=None, title="loss", ylabel="loss"):
     axes.grid(True, alpha=0.3)
     if losses.shape[1] <= 16:
         axes.legend(fontsize="small")
-    return _save_figure(figure, path)
+    return _figure_png(figure)
 
 
-def save_side_by_side(images, titles, path, panel_inches=2.0):
-    """One row of images ([-1, 1] floats or uint8 [H, W, 3]) with a title above each, as a PNG."""
+def side_by_side_png(images, titles, panel_inches=2.0):
+    """PNG of one row of images ([-1, 1] floats or uint8 [H, W, 3]) with a title above each."""
     from matplotlib.figure import Figure
 
     if len(images) != len(titles) or not images:
@@ -196,11 +187,11 @@ def save_side_by_side(images, titles, path, panel_inches=2.0):
         axes.imshow(_as_uint8_image(image), interpolation="nearest")
         axes.set_title(title, fontsize="small")
         axes.axis("off")
-    return _save_figure(figure, path)
+    return _figure_png(figure)
 
 
 # ----------------------------------------------------------------------------------------------
-# Picture sets of the tools.
+# Layouts of the tools' pictures.
 
 DISPLAY_SIZE = 128  # generated images are enlarged (nearest) to at least this size
 SALIENCY_OVERLAY_SIZE = 256  # saliency overlays are drawn at least this large so small models stay readable
@@ -221,15 +212,10 @@ def enlarge_for_display(images, minimum_size=DISPLAY_SIZE):
     return np.stack([upscale(image, factor) for image in images]) if len(images) else images
 
 
-def write_class_grid(generator, labels, samples_per_label, seed, truncation, path, progress=None):
-    """class grid PNG: one row per label, samples_per_label samples each (latents: `latents.class_grid_inputs`),
-    each enlarged for display. progress(count) is called after each batch of G. Returns the path."""
-    from ylg_tf import latents as latent_inputs  # here: drawing pictures from arrays needs no TensorFlow
-
-    z_dim = generator.model_config.z_dim
-    latents, labels = latent_inputs.class_grid_inputs(labels, samples_per_label, z_dim, seed, truncation)
-    images = latent_inputs.generate_images(generator, latents, labels, progress=progress)
-    return save_png(image_grid(enlarge_for_display(images), columns=samples_per_label), path)
+def class_grid_picture(images, samples_per_label):
+    """Images [L * n, S, S, 3] (label after label, `ylg_tf.latents.class_grid_inputs`) -> one uint8 grid
+    with a row per label, each image enlarged for display."""
+    return image_grid(enlarge_for_display(images), columns=samples_per_label)
 
 
 def interpolation_pictures(images, num_labels, num_steps):
@@ -242,18 +228,6 @@ def interpolation_pictures(images, num_labels, num_steps):
     by_label = images.reshape((num_labels, num_steps) + images.shape[1:])  # [L, steps, H, W, 3]
     frames = [image_grid(by_label[:, step], columns=num_labels) for step in range(num_steps)]
     return strip, frames + frames[-2:0:-1]
-
-
-def write_interpolations(generator, labels, num_steps, seed, truncation, png_path, gif_path, progress=None):
-    """Interpolation strip (PNG) and animation (GIF): per label, G along a straight line between two latents
-    (`latents.interpolation_inputs`). Returns (png_path, gif_path)."""
-    from ylg_tf import latents as latent_inputs
-
-    z_dim = generator.model_config.z_dim
-    latents, repeated = latent_inputs.interpolation_inputs(labels, num_steps, z_dim, seed, truncation)
-    images = enlarge_for_display(latent_inputs.generate_images(generator, latents, repeated, progress=progress))
-    strip, frames = interpolation_pictures(images, len(labels), num_steps)
-    return save_png(strip, png_path), save_gif(frames, gif_path, seconds_per_frame=0.15)
 
 
 def query_attention_panels(pictures, maps, marked_pixel):
@@ -270,70 +244,36 @@ def query_attention_panels(pictures, maps, marked_pixel):
     return image_grid(np.stack(panels), columns=1 + maps.shape[1])
 
 
-def write_query_attention(
-    generator, labels, samples_per_label, seed, truncation, pixel, path, attention_resolution=None
-):
-    """G's attention of one image pixel over the keys, for the first sample of each class-grid row.
-
-    pixel (row, column) of the generated image is mapped to the query grid of G's attention layer on
-    `attention_resolution` maps (None: the default place's, or G's first). Returns
-    (path, query index, query grid, number of heads).
-    """
-    from ylg_tf import latents as latent_inputs
-    from ylg_tf.attention import saliency as attention_pictures
-
-    if not generator.attention_layers:
-        raise ValueError(
-            "query attention needs a generator with attention; this model has "
-            f"attention={generator.model_config.attention!r}, attention_block={generator.model_config.attention_block!r}"
-        )
-    attention_resolution = generator.attention_resolution(attention_resolution)
-    layer = generator.attention_layers[attention_resolution]
-    size = generator.model_config.image_size
-    query_grid = layer.query_grid
-    query = attention_pictures.query_index(pixel, size, query_grid)
-    latents, _ = latent_inputs.class_grid_inputs(
-        labels, samples_per_label, generator.model_config.z_dim, seed, truncation
-    )
-    latents = latents[::samples_per_label]  # the first sample of each label's row
-    images, probabilities = generator(
-        (latents, np.asarray(labels, np.int32)),
-        training=False,
-        return_attention=True,
-        attention_resolution=attention_resolution,
-    )
-    key_grid = layer.key_grid
-    maps = attention_pictures.query_attention(probabilities.numpy(), query, key_grid)  # [L, heads, hk, wk]
-    pictures = enlarge_for_display(images.numpy())
-    scale = pictures.shape[1] // size
+def query_attention_picture(images, maps, pixel):
+    """G's attention of one image pixel over the keys: images [L, S, S, 3] in [-1, 1] and their maps
+    [L, heads, hk, wk] (`ylg_tf.attention.saliency.query_attention`) -> one uint8 grid, a row per image:
+    the image enlarged for display, then each head's map over it, with `pixel` (row, column) crossed."""
+    pictures = enlarge_for_display(images)
+    scale = pictures.shape[1] // np.asarray(images).shape[1]
     row, column = (int(value) for value in pixel)
-    grid = query_attention_panels(pictures, maps, (row * scale + scale // 2, column * scale + scale // 2))
-    return save_png(grid, path), query, tuple(query_grid), maps.shape[1]
+    return query_attention_panels(pictures, maps, (row * scale + scale // 2, column * scale + scale // 2))
 
 
-def save_inversion_pictures(result, output_dir):
-    """The pictures of an inversion (a `ylg_tf.inversion.invert.InversionResult`) in output_dir:
-    target.png, reconstruction_<r>.png, best.png, comparison.png (target | best | restarts),
-    saliency_head<h>.png and saliency_mean.png (D's saliency over the target, enlarged to at least
-    SALIENCY_OVERLAY_SIZE) and loss_curve.png (every restart's own loss, the best in bold)."""
+def inversion_pictures(result):
+    """The pictures of an inversion (a `ylg_tf.inversion.invert.InversionResult`), PNG bytes by name:
+    target, reconstruction_<r>, best, comparison (target | best | restarts), saliency_head<h> and
+    saliency_mean (D's saliency over the target, enlarged to at least SALIENCY_OVERLAY_SIZE) and loss_curve
+    (every restart's own loss, the best in bold)."""
     best = result.best_index
-    save_png(result.target_image, os.path.join(output_dir, "target.png"))
+    encoded = {"target": png_bytes(result.target_image)}
     for index, image in enumerate(result.images):
-        save_png(image, os.path.join(output_dir, f"reconstruction_{index}.png"))
-    save_png(result.images[best], os.path.join(output_dir, "best.png"))
+        encoded[f"reconstruction_{index}"] = png_bytes(image)
+    encoded["best"] = png_bytes(result.images[best])
     final = result.final_loss
-    save_side_by_side(
+    encoded["comparison"] = side_by_side_png(
         [result.target_image, result.images[best]] + list(result.images),
         ["target", f"best (restart {best})"] + [f"restart {i}\nloss {final[i]:.3g}" for i in range(len(final))],
-        os.path.join(output_dir, "comparison.png"),
     )
     target = enlarge_for_display(result.target_image[None], SALIENCY_OVERLAY_SIZE)[0]
     for head, head_saliency in enumerate(result.saliency):
-        save_png(attention_overlay(target, head_saliency), os.path.join(output_dir, f"saliency_head{head}.png"))
-    save_png(attention_overlay(target, result.saliency.mean(axis=0)), os.path.join(output_dir, "saliency_mean.png"))
-    save_loss_curve(
-        result.loss_history,
-        os.path.join(output_dir, "loss_curve.png"),
-        highlight=best,
-        title=f"saliency-weighted feature loss, heads {list(result.heads)}",
+        encoded[f"saliency_head{head}"] = png_bytes(attention_overlay(target, head_saliency))
+    encoded["saliency_mean"] = png_bytes(attention_overlay(target, result.saliency.mean(axis=0)))
+    encoded["loss_curve"] = loss_curve_png(
+        result.loss_history, highlight=best, title=f"saliency-weighted feature loss, heads {list(result.heads)}"
     )
+    return encoded

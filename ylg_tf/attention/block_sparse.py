@@ -1,9 +1,9 @@
 """Block-sparse YLG local attention: only the keys each query may see are scored, O(N sqrt N) cost.
 
-`LocalSparseAttention` builds the full [heads, Nq, Nk] score matrix and adds -1000 to the masked logits,
-whose probabilities then underflow to exactly 0. Every head of the YLG patterns lets a query see about
-sqrt(n) keys (n = Nk, stride s = floor(sqrt(n))), so this module scores only those, with the same outputs
-and gradients.
+`ylg_tf.attention.layers.LocalSparseAttention` builds the full [heads, Nq, Nk] score matrix and adds -1000
+to the masked logits, whose probabilities then underflow to exactly 0. Every head of the YLG patterns lets
+a query see about sqrt(n) keys (n = Nk, stride s = floor(sqrt(n))), so this module scores only those, with
+the same outputs and gradients.
 
 Keys are permuted once into the pattern's enumeration order (`masks.pattern_layout`: ESA or raster) and
 padded to J = ceil(n / s) blocks of s; queries are sorted by the enumeration position `a` of their mask row
@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from ylg_tf.attention import masks
-from ylg_tf.attention.layers import MASK_LOGIT_PENALTY, LocalSparseAttention, PooledAttention
+from ylg_tf.attention.layers import MASK_LOGIT_PENALTY, LocalPatternAttention
 
 # masks.HEAD_KINDS kind -> the block formulation computing it.
 FAMILY_OF_KIND: Dict[str, str] = {
@@ -444,30 +444,19 @@ def _dense_probabilities(plan, group_probabilities, batch):
     return tf.reshape(tf.transpose(dense), [batch, plan.num_heads, num_queries, n])
 
 
-class BlockSparseLocalAttention(LocalSparseAttention):
-    """`LocalSparseAttention` computed block-sparsely: same weights, outputs and gradients, O(N sqrt N) cost.
+class BlockSparseLocalAttention(LocalPatternAttention):
+    """YLG's local sparse attention computed block-sparsely: the weights, outputs and gradients of
+    `LocalSparseAttention`, at O(N sqrt N) cost.
 
-    The dense attention map is built only for `call(..., return_attention=True)`; `masks` recomputes the
+    The dense attention map is built only for `call(..., return_attention=True)`; `masks` computes the
     dense boolean masks on demand (O(Nq Nk), for visualisation).
     """
 
     def build(self, input_shape):
-        # Skip LocalSparseAttention.build: it materialises the dense [heads, Nq, Nk] masks.
-        PooledAttention.build(self, input_shape)
+        super().build(input_shape)
         self.plan = build_plan(self.pattern, self.query_grid, self.key_grid, geometry=self.geometry)
-        if self.plan.num_heads != self.num_heads:
-            raise ValueError(
-                f"pattern {self.pattern!r} has {self.plan.num_heads} heads, expected {self.num_heads}"
-            )
+        self.check_head_count(self.plan.num_heads)
         self._plan_tensors = _PlanTensors(self.plan)
-
-    @property
-    def masks(self):
-        """Dense bool masks [heads, Nq, Nk], as `LocalSparseAttention.masks` (built on every access)."""
-        return masks.attention_masks(self.pattern, self.query_grid, self.key_grid, geometry=self.geometry)
-
-    def logits_bias(self):
-        raise RuntimeError(f"{type(self).__name__} never builds the dense logits bias; it attends block by block")
 
     def attend(self, queries, keys, values, return_probabilities=False):
         return block_sparse_attend(self._plan_tensors, queries, keys, values, return_probabilities)

@@ -1,6 +1,16 @@
-"""Attention layers: SAGAN's pooled self-attention and YLG's local sparse attention.
+"""Attention layers: one base (`PooledAttention`) and the ways its heads attend.
 
-Both follow TF-GAN's `sn_non_local_block_sim` and YLG's multi-head version of it. For inputs x [B, h, w, C]:
+`PooledAttention` holds everything the layers share: the four spectrally normalised projections, the 2x2
+pooling of keys and values, the head split and merge, the residual scale sigma_ratio and the config. A
+subclass only says how queries attend to keys (`attend`):
+
+* `SelfAttention`: SAGAN's dense attention, one head or several;
+* `LocalSparseAttention`: YLG's 8 heads, each restricted by one of its pattern's masks (masked dense);
+* `ylg_tf.attention.block_sparse.BlockSparseLocalAttention`: the same heads, scoring only the allowed keys.
+
+The two YLG layers share `LocalPatternAttention` (the pattern, the geometry, the masks and their config).
+
+All follow TF-GAN's `sn_non_local_block_sim` and YLG's multi-head version of it. For inputs x [B, h, w, C]:
 queries theta = conv(x, C/8); keys phi = maxpool2(conv(x, C/8)); values g = maxpool2(conv(x, C/2)) (bias-free
 1x1 convolutions divided by their exact spectral norm); logits theta phi^T with no 1/sqrt(d) scaling;
 output x + sigma_ratio * conv(A g, C) with sigma_ratio a scalar initialised to 0.
@@ -42,8 +52,23 @@ def _max_pool_2x2(tensor):
     return tf.nn.max_pool2d(tensor, ksize=2, strides=2, padding="VALID")
 
 
+def dense_attention(queries, keys, values, logits_bias=None, return_probabilities=False):
+    """Dense attention. [B, n, q, d], [B, n, k, d], [B, n, k, dv] -> ([B, n, q, dv], probabilities).
+
+    logits_bias (None or float32 [n, q, k]) is added to the logits theta phi^T (no 1/sqrt(d) scaling).
+    probabilities is [B, n, q, k] when return_probabilities is True, else None.
+    """
+    logits = tf.einsum("bnqd,bnkd->bnqk", queries, keys)
+    if logits_bias is not None:
+        logits += tf.constant(logits_bias, dtype=logits.dtype)
+    probabilities = tf.nn.softmax(logits, axis=-1)
+    outputs = tf.einsum("bnqk,bnkd->bnqd", probabilities, values)
+    return outputs, (probabilities if return_probabilities else None)
+
+
 class PooledAttention(tf_keras.layers.Layer):
-    """Shared machinery of SAGAN and YLG attention; subclasses choose heads and masks.
+    """The machinery SAGAN's and YLG's attention share; a subclass implements `attend` (how heads attend)
+    and may extend `build` with the static tables it attends with.
 
     `call(inputs, training=None, return_attention=False)` returns the outputs [B, h, w, C], or
     (outputs, probabilities [B, heads, h*w, h*w/4]) when return_attention is True.
@@ -96,23 +121,13 @@ class PooledAttention(tf_keras.layers.Layer):
         self.sigma_ratio = self.add_weight(name="sigma_ratio", shape=(), initializer="zeros")
         super().build(input_shape)
 
-    def logits_bias(self):
-        """None, or the additive mask [heads, Nq, Nk] applied to the logits."""
-        return None
-
     def attend(self, queries, keys, values, return_probabilities=False):
-        """Dense attention. [B, n, q, d], [B, n, k, d], [B, n, k, dv] -> ([B, n, q, dv], probabilities).
+        """[B, n, q, d], [B, n, k, d], [B, n, k, dv] -> (outputs [B, n, q, dv], probabilities or None).
 
-        probabilities is [B, n, q, k] when return_probabilities is True, else None (subclasses that avoid the
-        dense map then never build it).
+        probabilities is the dense [B, n, q, k] map when return_probabilities is True, else None (a subclass
+        that avoids the dense map then never builds it).
         """
-        logits = tf.einsum("bnqd,bnkd->bnqk", queries, keys)
-        bias = self.logits_bias()
-        if bias is not None:
-            logits += tf.constant(bias, dtype=logits.dtype)
-        probabilities = tf.nn.softmax(logits, axis=-1)
-        outputs = tf.einsum("bnqk,bnkd->bnqd", probabilities, values)
-        return outputs, (probabilities if return_probabilities else None)
+        raise NotImplementedError(f"{type(self).__name__} does not say how its heads attend (attend)")
 
     def call(self, inputs, training=None, return_attention=False):
         batch = tf.shape(inputs)[0]
@@ -149,12 +164,17 @@ class PooledAttention(tf_keras.layers.Layer):
 class SelfAttention(PooledAttention):
     """SAGAN's dense self-attention, with one head or several (the YLG train branch's "SAGAN 8 heads")."""
 
+    def attend(self, queries, keys, values, return_probabilities=False):
+        return dense_attention(queries, keys, values, return_probabilities=return_probabilities)
 
-class LocalSparseAttention(PooledAttention):
-    """YLG's 2-D local sparse attention: 8 heads, each restricted by one of the pattern's masks.
+
+class LocalPatternAttention(PooledAttention):
+    """What YLG's local sparse attention layers share: 8 heads, each restricted to one of the masks of a
+    sparse pattern; subclasses say how the restricted heads are computed.
 
     Args:
-      pattern: a sparse pattern of `ylg_tf.attention.masks.attention_masks` ("ylg", "ylg_no_esa", "ylg_strided", "fixed").
+      pattern: a sparse pattern of `ylg_tf.attention.masks.attention_masks` ("ylg", "ylg_no_esa",
+        "ylg_strided", "fixed").
       geometry: "original" (the original's folding of queries onto the key grid) or "aligned".
     """
 
@@ -170,19 +190,32 @@ class LocalSparseAttention(PooledAttention):
         self.pattern = pattern
         self.geometry = geometry
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        allowed = masks.attention_masks(self.pattern, self.query_grid, self.key_grid, geometry=self.geometry)
-        if allowed.shape[0] != self.num_heads:
-            raise ValueError(f"pattern {self.pattern!r} has {allowed.shape[0]} heads, expected {self.num_heads}")
-        self.masks = allowed  # [heads, Nq, Nk] bool
-        self._bias = (1.0 - allowed.astype(np.float32)) * np.float32(MASK_LOGIT_PENALTY)
+    @property
+    def masks(self):
+        """The pattern's bool masks [heads, Nq, Nk] on this layer's grids (after build; O(Nq Nk) each time)."""
+        return masks.attention_masks(self.pattern, self.query_grid, self.key_grid, geometry=self.geometry)
 
-    def logits_bias(self):
-        return self._bias
+    def check_head_count(self, count):
+        """Raises ValueError unless the pattern's `count` heads are this layer's."""
+        if count != self.num_heads:
+            raise ValueError(f"pattern {self.pattern!r} has {count} heads, expected {self.num_heads}")
 
     def get_config(self):
         config = super().get_config()
         config.pop("num_heads")
         config.update(pattern=self.pattern, geometry=self.geometry)
         return config
+
+
+class LocalSparseAttention(LocalPatternAttention):
+    """YLG's local sparse attention as the original computes it: the dense [heads, Nq, Nk] logits, with
+    MASK_LOGIT_PENALTY added where a head's mask forbids (their probabilities underflow to exactly 0)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        allowed = self.masks  # [heads, Nq, Nk] bool
+        self.check_head_count(allowed.shape[0])
+        self.logits_bias = (1.0 - allowed.astype(np.float32)) * np.float32(MASK_LOGIT_PENALTY)  # [heads, Nq, Nk]
+
+    def attend(self, queries, keys, values, return_probabilities=False):
+        return dense_attention(queries, keys, values, self.logits_bias, return_probabilities)

@@ -3,7 +3,8 @@
 What is computed (spec section 5, as the originals through TF-GAN):
 - Generated images come from G in inference mode (`training=False`) with z ~ N(0, I) and labels uniform
   over the generator's classes, drawn with stateless ops keyed by (seed, batch index)
-  (`ylg_tf.evaluation.samples.sample_latents`), so a run is reproducible and any sample can be recomputed.
+  (`ylg_tf.evaluation.samples.sample_latents`, the evaluation keys of `ylg_tf.latents`), so a run is
+  reproducible and any sample can be recomputed.
 - They are scored by a classifier of `ylg_tf.evaluation.classifiers` (the TF-GAN Inception module, or the
   built-in classifier for the built-in dataset).
 - Resizing to 299: by default the images reach the Inception module at the generator's resolution and

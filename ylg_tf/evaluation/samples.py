@@ -1,5 +1,6 @@
-"""Generated samples for scoring: the sample and batch counts, and `sample(z, labels) -> images` from a
-Keras generator or from an exported generator's serving signature.
+"""Generated samples for scoring: the sample and batch counts, the latents of each batch (drawn by
+`ylg_tf.latents`), and `sample(z, labels) -> images` from a Keras generator or from an exported generator's
+serving signature.
 """
 
 import numpy as np
@@ -7,6 +8,7 @@ import tensorflow as tf
 
 from ylg_tf.config import ModelConfig
 from ylg_tf.evaluation.classifiers import EvaluationError
+from ylg_tf.latents import evaluation_latents
 
 MINIMUM_SAMPLES = 2  # a covariance needs two samples
 
@@ -23,16 +25,9 @@ def check_sample_counts(num_samples, batch_size):
 
 
 def sample_latents(batch_index, batch_size, num_classes, z_dim, seed=0):
-    """(z float32 [batch_size, z_dim] ~ N(0, I), labels int32 [batch_size] uniform in [0, num_classes)).
-
-    Stateless, keyed by (seed, batch_index): the same arguments always give the same draws.
-    """
-    key = tf.constant([seed, batch_index], tf.int64)
-    noise_key, label_key = tf.unstack(tf.random.experimental.stateless_split(key, num=2))
-    z = tf.random.stateless_normal([batch_size, z_dim], seed=noise_key)  # [B, z_dim]
-    labels = tf.random.stateless_uniform(
-        [batch_size], seed=label_key, minval=0, maxval=num_classes, dtype=tf.int32)  # [B]
-    return z, labels
+    """(z float32 [batch_size, z_dim] ~ N(0, I), labels int32 [batch_size] uniform in [0, num_classes)) of
+    batch `batch_index`: `ylg_tf.latents.evaluation_latents`, keyed by (seed, batch_index)."""
+    return evaluation_latents(seed, batch_index, batch_size, z_dim, num_classes)
 
 
 def generator_sample_function(generator):

@@ -33,20 +33,15 @@ Faithfulness notes:
 """
 
 import dataclasses
-import io
-import json
 import logging
-import os
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from ylg_tf.storage import files
 from ylg_tf.data import image_io
 from ylg_tf.inversion import lookahead
-from ylg_tf import pictures
-from ylg_tf.latents import check_label, standard_normal_latents
+from ylg_tf.latents import check_label, self_inversion_inputs, standard_normal_latents
 from ylg_tf.attention.saliency import key_saliency
 
 RIGHT_TO_LEFT_HEADS = (0, 1, 2, 3)
@@ -341,7 +336,7 @@ def latent_distances(latents, true_latent):
 
 
 # ----------------------------------------------------------------------------------------------
-# Targets, reports and output files (what tools/invert.py runs).
+# Targets and reports (what tools/invert.py runs; the tool writes the files).
 
 
 def load_target(path, label, model_config, center_crop=False):
@@ -357,13 +352,10 @@ def load_target(path, label, model_config, center_crop=False):
 def self_inversion_target(generator, seed, label=None):
     """A sample of the model from a known latent: (image [S, S, 3], label, true latent [z_dim]).
 
-    The label (when None) is drawn from [seed, 1], the latent from [seed, 2] (untruncated N(0, 1)).
+    The latent and (when None) the label are `ylg_tf.latents.self_inversion_inputs` of the seed.
     """
     model_config = generator.model_config
-    if label is None:
-        label = int(np.random.default_rng([seed, 1]).integers(model_config.num_classes))
-    label = check_label(label, model_config.num_classes)
-    true_latent = standard_normal_latents(1, model_config.z_dim, seed=[seed, 2])
+    true_latent, label = self_inversion_inputs(seed, model_config.z_dim, model_config.num_classes, label)
     image = generator((true_latent, tf.constant([label])), training=False).numpy()[0]
     return image, label, true_latent[0]
 
@@ -405,17 +397,3 @@ def inversion_report(result: InversionResult, config: InversionConfig, provenanc
             "best_final_latent_distance": float(final[best]),
         }
     return report
-
-
-def write_outputs(result: InversionResult, report, output_dir):
-    """Writes latents.npy (the optimised latents [R, z_dim]), the pictures of
-    `pictures.save_inversion_pictures` and inversion.json (`report`) to output_dir."""
-    output_dir = os.fspath(output_dir)
-    files.make_directory(output_dir)
-    buffer = io.BytesIO()
-    np.save(buffer, result.latents)
-    with tf.io.gfile.GFile(os.path.join(output_dir, "latents.npy"), "wb") as file:
-        file.write(buffer.getvalue())
-    pictures.save_inversion_pictures(result, output_dir)
-    with tf.io.gfile.GFile(os.path.join(output_dir, "inversion.json"), "w") as file:
-        file.write(json.dumps(report, indent=2))

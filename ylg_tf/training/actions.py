@@ -13,7 +13,7 @@ import re
 
 import tensorflow as tf
 
-from ylg_tf.pictures import image_grid, save_png, upscale
+from ylg_tf.pictures import image_grid, png_bytes, upscale
 from ylg_tf.storage import files
 from ylg_tf.storage.export import export_generator
 from ylg_tf.training.stop_request import run_in_worker
@@ -113,7 +113,7 @@ class Summaries:
         grid = upscale(image_grid(self.trainer.sample(*self.latents).numpy(), columns=4),
                        max(1, 128 // image_size))
         for path in (os.path.join(self.samples_directory, f"step_{step:08d}.png"), self.latest_path):
-            written(f"samples in {self.samples_directory}", lambda: save_png(grid, path))
+            written(f"samples in {self.samples_directory}", lambda: files.write_bytes_atomically(path, png_bytes(grid)))
         with self.writer.as_default(step=step):
             for name, value in values.items():
                 tf.summary.scalar(f"train/{name}", value)

@@ -33,6 +33,7 @@ from ylg_tf.storage import run_lock
 from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig, model_differences
 from ylg_tf.data.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
+from ylg_tf.latents import sample_grid_latents
 from ylg_tf.training import actions
 from ylg_tf.training.actions import DiskWriteError, TrainingDivergedError, eta_text  # noqa: F401 (see above)
 from ylg_tf.training.controller import Controller
@@ -150,13 +151,6 @@ def _dataset_function(config: ExperimentConfig, start_step, num_replicas):
         return dataset
 
     return dataset_fn
-
-
-def _fixed_latents(config: ExperimentConfig, count=SAMPLE_GRID_SIZE):
-    seed = tf.constant([config.training.seed, 424242], tf.int64)
-    z = tf.random.stateless_normal([count, config.model.z_dim], seed=seed)
-    labels = tf.range(count, dtype=tf.int32) % config.model.num_classes
-    return z, labels
 
 
 def restore_latest(manager, checkpoint, log):
@@ -326,7 +320,8 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
     saver = actions.CheckpointSaver(trainer, manager, lock, restored or "")
     export = actions.Export(trainer, os.path.join(workdir, workdirs.EXPORT_DIRECTORY), log)
     summaries = actions.Summaries(trainer, training.train_steps, writer, samples_directory,
-                                  _fixed_latents(config), log)
+                                  sample_grid_latents(config.training.seed, SAMPLE_GRID_SIZE, config.model.z_dim,
+                                                      config.model.num_classes), log)
     registered = {
         "summaries": summaries,
         "evaluate": actions.Evaluation(trainer, evaluator, writer, log),

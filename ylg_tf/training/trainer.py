@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras
 
 from ylg_tf.config import ExperimentConfig
+from ylg_tf.latents import DISCRIMINATOR_PHASE, GENERATOR_PHASE, training_latents
 from ylg_tf.training.losses import discriminator_hinge_loss, generator_hinge_loss
 from ylg_tf.models.networks import Discriminator, Generator
 from ylg_tf.storage import checkpoint_layout
@@ -108,18 +109,15 @@ class Trainer:
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     def latents(self, step, phase, replica_index, discriminator_update=0):
-        """This replica's slice of the global (z, labels) for a step and phase (0: D update, 1: G update).
+        """This replica's slice of the global (z, labels) of `ylg_tf.latents.training_latents` for a step and
+        phase (DISCRIMINATOR_PHASE or GENERATOR_PHASE).
 
         discriminator_update > 0 numbers the extra D updates of a step (discriminator_steps > 1).
         """
-        seed = tf.stack([tf.cast(self.config.training.seed, tf.int64), step * 2 + phase])
-        if discriminator_update:
-            seed = tf.random.experimental.stateless_fold_in(seed, discriminator_update)
-        noise_seed, label_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
         model = self.config.model
-        z = tf.random.stateless_normal([self.global_batch_size, model.z_dim], seed=noise_seed)
-        labels = tf.random.stateless_uniform(
-            [self.global_batch_size], seed=label_seed, minval=0, maxval=model.num_classes, dtype=tf.int32
+        z, labels = training_latents(
+            self.config.training.seed, step, phase, self.global_batch_size, model.z_dim, model.num_classes,
+            discriminator_update=discriminator_update,
         )
         start = replica_index * self.per_replica_batch_size
         size = self.per_replica_batch_size
@@ -140,9 +138,10 @@ class Trainer:
         # Latents are drawn outside the (optionally XLA-compiled) update: XLA's stateless random kernels
         # give other numbers than TensorFlow's, and the draws must not depend on compilation.
         discriminator_latents = tuple(
-            self.latents(step, 0, replica_index, discriminator_update=update) for update in range(len(batches))
+            self.latents(step, DISCRIMINATOR_PHASE, replica_index, discriminator_update=update)
+            for update in range(len(batches))
         )
-        generator_latents = self.latents(step, 1, replica_index)
+        generator_latents = self.latents(step, GENERATOR_PHASE, replica_index)
         metrics = self._update_networks(batches, discriminator_latents, generator_latents)
         self.step.assign_add(1)
         return metrics
