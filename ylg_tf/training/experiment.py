@@ -6,7 +6,7 @@ takes the work directory's lock (`ylg_tf.storage.run_lock`), removes files of in
 write, restores the latest readable checkpoint (found on disk when the state file is missing or damaged;
 falling back to older ones when the latest is corrupt, never silently starting over), builds the data
 pipeline, writes the resolved config (only then, so a run whose dataset cannot be built leaves no
-config.json claiming the directory), trains in loops of `steps_per_loop` steps, and after each loop logs a
+config.json claiming the directory) and appends this start's strategy and runtime choices to runtime.json, trains in loops of `steps_per_loop` steps, and after each loop logs a
 line, writes TensorBoard summaries and a sample grid of fixed latents, checkpoints every `checkpoint_every`
 steps, and exports the generator at the end.
 
@@ -30,10 +30,12 @@ import tensorflow as tf
 
 from ylg_tf.storage import files
 from ylg_tf.storage import run_lock
+from ylg_tf.storage import runtime_record
 from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig, model_differences
 from ylg_tf.data.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
 from ylg_tf.storage.export import export_generator
+from ylg_tf.training.distribution import describe_strategy
 from ylg_tf.training.stop_request import StopRequest, run_in_worker
 from ylg_tf.training.trainer import METRIC_NAMES, Trainer
 from ylg_tf.pictures import image_grid, save_png, upscale
@@ -293,11 +295,14 @@ def run_training(
     jit_compile=False,
     allow_data_change=False,
     force_unlock=False,
+    runtime_choices=None,
 ):
     """Trains (or resumes) in `workdir`. `evaluator(generator, step) -> {name: value}` runs every eval_every steps.
 
     allow_data_change: continue a work directory on another dataset or split.
     force_unlock: take the work directory's lock over even when its holder cannot be checked (another host).
+    runtime_choices: JSON values the caller chose that the run cannot see (e.g. {"tpu": NAME}), recorded
+      with the strategy and jit_compile in DIR/runtime.json (`ylg_tf.storage.runtime_record`) at each start.
     """
     workdir = os.fspath(workdir)
     check_data_config(config)
@@ -310,13 +315,15 @@ def run_training(
     files.make_directory(workdir)  # an unusable path fails here, before any work
     try:
         with run_lock.WorkdirLock(workdir, force=force_unlock, log=log) as lock:
-            return _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile)
+            return _run_locked(
+                config, existing, workdir, strategy, lock, log, evaluator, jit_compile, runtime_choices or {}
+            )
     finally:
         if created:
             files.remove_empty_directories(workdir)  # a run that failed before writing anything
 
 
-def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile):
+def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile, runtime_choices):
     training = config.training
     _remove_stale_files(workdir, log)
     for subdirectory in (workdirs.CHECKPOINT_DIRECTORY, workdirs.SAMPLES_DIRECTORY):
@@ -359,6 +366,8 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
     )
     iterator = iter(dataset)
     _written(workdirs.CONFIG_FILE, lambda: workdirs.save_config(config, workdir))  # see the module docstring
+    _written(runtime_record.RUNTIME_FILE, lambda: runtime_record.record_start(
+        workdir, start_step=start_step, jit_compile=jit_compile, **describe_strategy(strategy), **runtime_choices))
     writer = tf.summary.create_file_writer(os.path.join(workdir, workdirs.SUMMARIES_DIRECTORY))
     samples_directory = os.path.join(workdir, workdirs.SAMPLES_DIRECTORY)
     checkpoints = workdirs.checkpoint_directory(workdir)
