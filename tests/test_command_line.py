@@ -56,4 +56,7 @@ def test_the_shared_model_source_flags_are_listed_as_the_tool_own(tmp_path, tool
     assert "--checkpoint: Checkpoint prefix or directory; default: the work directory's latest." in own_flags
     assert f"--[no]use_ema: {verb} the moving average of G's weights when the checkpoint has one. (default: 'true')" in own_flags
     assert "--workdir: Work directory written by training or tools/import_original.py." in own_flags
-    assert_one_line_error(run_tool(f"tools/{tool}.py", cwd=tmp_path), "--workdir must have a value other than None")
+
+
+def test_the_shared_workdir_flag_is_required(tmp_path):
+    assert_one_line_error(run_tool("tools/generate.py", cwd=tmp_path), "--workdir must have a value other than None")
