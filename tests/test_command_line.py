@@ -1,10 +1,13 @@
-"""Entry points keep TensorFlow's C++ start-up messages off the terminal unless asked for.
+"""ylg_tf.command_line: entry points keep TensorFlow's C++ start-up messages off the terminal unless asked
+for, and the tools share the flags it defines.
 
 TF 2.16+ writes lines such as "All log messages before absl::InitializeLog() is called are written to
 STDERR" while it loads, whatever TF_CPP_MIN_LOG_LEVEL says; a user mistake must still print one line.
 """
 
 import os
+
+import pytest
 
 from tool_runner import assert_one_line_error, run_tool
 
@@ -40,3 +43,20 @@ def test_a_failing_tensorflow_import_shows_what_tensorflow_printed(tmp_path):
     )
     assert result.returncode != 0
     assert "loader said why" in result.stderr and "broken tensorflow" in result.stderr
+
+
+@pytest.mark.parametrize("tool, verb", [("evaluate", "Score"), ("export", "Export"), ("generate", "Use"),
+                                        ("invert", "Use")])
+def test_the_shared_model_source_flags_are_listed_as_the_tool_own(tmp_path, tool, verb):
+    # command_line.define_model_source_flags defines them once for every tool, with each tool's own help.
+    result = run_tool(f"tools/{tool}.py", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    own_flags = result.stdout.split(f"tools/{tool}.py:\n", 1)[1].split("Try --helpfull")[0]
+    own_flags = " ".join(own_flags.split())
+    assert "--checkpoint: Checkpoint prefix or directory; default: the work directory's latest." in own_flags
+    assert f"--[no]use_ema: {verb} the moving average of G's weights when the checkpoint has one. (default: 'true')" in own_flags
+    assert "--workdir: Work directory written by training or tools/import_original.py." in own_flags
+
+
+def test_the_shared_workdir_flag_is_required(tmp_path):
+    assert_one_line_error(run_tool("tools/generate.py", cwd=tmp_path), "--workdir must have a value other than None")

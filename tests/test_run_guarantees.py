@@ -323,8 +323,8 @@ def test_a_full_disk_during_a_save_is_one_line_and_leaves_no_partial_file(tmp_pa
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
 
-    arguments = ["--preset=test", "--attention=none", "--generator_channels=16", "--discriminator_channels=16",
-                 "--train_steps=2", f"--workdir={tmp_path / 'run'}"]
+    arguments = ["--preset=test", "--config.model.attention=none", "--config.model.generator_channels=16",
+                 "--config.model.discriminator_channels=16", "--train_steps=2", f"--workdir={tmp_path / 'run'}"]
     result = subprocess.run(
         [sys.executable, str(REPOSITORY_ROOT / "experiments" / "train.py"), *arguments], capture_output=True,
         text=True, timeout=600, preexec_fn=small_files_only,

@@ -9,8 +9,12 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from conftest import REPOSITORY_ROOT
+from tool_runner import assert_one_line_error, run_tool
+from ylg_tf import pictures
+from ylg_tf.config import PRESET_DESCRIPTIONS, PRESETS, get_preset
 from ylg_tf.storage import workdir as workdirs
 
 SCRIPT = REPOSITORY_ROOT / "experiments" / "train.py"
@@ -59,6 +63,25 @@ def test_demo_preset_end_to_end(tmp_path):
                    "--batch_size=4", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed at step 4" in again.stdout
+    # Each start is recorded beside config.json: how it ran, what the command line chose.
+    starts = json.loads((workdir / "runtime.json").read_text())["starts"]
+    assert [start["start_step"] for start in starts] == [0, 4]
+    for start in starts:
+        assert start["strategy"] == type(tf.distribute.get_strategy()).__name__  # one CPU: the default one
+        assert (start["num_replicas"], start["num_hosts"], start["jit_compile"], start["tpu"]) == (1, 1, False, None)
+        assert start["tensorflow"] == tf.__version__ and start["command_line"][0] == str(SCRIPT)
+    assert "--train_steps=6" in starts[1]["command_line"] and "--train_steps=6" not in starts[0]["command_line"]
+    # --config_file starts from the work directory's own config; a flag changes one field of it.
+    before = json.loads((workdir / "config.json").read_text())
+    from_file = _train(f"--config_file={workdir / 'config.json'}", f"--workdir={workdir}",
+                       "--config.training.generator_learning_rate=2e-4", cwd=tmp_path)
+    assert from_file.returncode == 0, from_file.stderr[-3000:]
+    assert "generator_learning_rate: 0.0004 -> 0.0002 (applied from step 6)" in from_file.stdout
+    assert "nothing to train: step 6 is train_steps" in from_file.stdout
+    after = json.loads((workdir / "config.json").read_text())
+    before["training"]["generator_learning_rate"] = 2e-4
+    assert after == before
+    assert len(json.loads((workdir / "runtime.json").read_text())["starts"]) == 3
 
 
 @pytest.mark.parametrize(
@@ -66,16 +89,27 @@ def test_demo_preset_end_to_end(tmp_path):
     [
         (["--preset=nonsense"], "'nonsense'"),
         (["--dataset=imagenet_typo"], "'imagenet_typo'"),
-        (["--image_size=48"], "image_size=48"),
-        (["--generator_channels=20"], "generator_channels=20"),
+        (["--config.model.image_size=48"], "image_size=48"),
+        (["--config.model.generator_channels=20"], "generator_channels=20"),
         (["--dataset=folder", "--data_dir=/does/not/exist"], "/does/not/exist"),
         ([f"--tpu=grpc://127.0.0.1:{_closed_port()}"], "unreachable"),
-        (["--train_steps=abc"], "train_steps"),
+        (["--train_steps=abc"], "--train_steps='abc': training.train_steps takes an integer"),
         (["--eval_every=2", "--inception=/no/such/module"], "/no/such/module"),
-        (["--generator_attention_resolutions=16,64"], "has no 64x64 feature map; choose from (8, 16, 32)"),
-        (["--discriminator_attention_resolutions=8,x"], "--discriminator_attention_resolutions='8,x'"),
-        (["--attention_block=residual"], "needs attention='none', got attention='ylg'"),
-        (["--discriminator_steps=0"], "discriminator_steps=0"),
+        (["--config.model.generator_attention_resolutions=16,64"], "has no 64x64 feature map; choose from (8, 16, 32)"),
+        (["--config.model.discriminator_attention_resolutions=8,x"],
+         "--config.model.discriminator_attention_resolutions='8,x': model.discriminator_attention_resolutions takes "
+         "comma-separated integers"),
+        (["--config.model.attention_block=residual"], "needs attention='none', got attention='ylg'"),
+        (["--config.training.discriminator_steps=0"], "discriminator_steps=0"),
+        (["--config.training.generator_ema_decy=0.9"],
+         "--config.training.generator_ema_decy: the config has no field 'training.generator_ema_decy'; did you mean "
+         "training.generator_ema_decay?"),
+        (["--config.training.generator_ema_decay=high"], "--config.training.generator_ema_decay='high'"),
+        (["--config.training.generator_ema_decay=1.5"], "generator_ema_decay=1.5 must be in [0, 1)"),
+        (["--image_size=64"], "unknown flag --image_size; config fields are set as --config.model.image_size=VALUE"),
+        (["--seed=1", "--config.training.seed=2"], "training.seed is set twice, by --seed='1' and by"),
+        (["--config_file=/no/such/config.json"], "--config_file='/no/such/config.json': no such file"),
+        (["--preset=test", "--config_file=/no/such/config.json"], "--preset='test' and --config_file="),
         (["--batch_size=100000000"], "batch_size=100000000: one batch of 32x32 float32 images is 1144.4 GiB"),
     ],
 )
@@ -87,13 +121,55 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, arguments, named):
     assert named in lines[0]
 
 
+def test_list_presets_prints_one_line_per_preset_and_config_file_needs_a_workdir(tmp_path):
+    listed = _train("--list_presets", cwd=tmp_path, timeout=120)
+    assert listed.returncode == 0 and not listed.stderr.strip(), listed.stderr[-2000:]
+    assert listed.stdout.splitlines() == [
+        f"{name:<{max(map(len, PRESETS))}}  {PRESET_DESCRIPTIONS[name]}" for name in PRESETS
+    ]
+    (tmp_path / "config.json").write_text(get_preset("test").to_json())
+    result = _train(f"--config_file={tmp_path / 'config.json'}", cwd=tmp_path, timeout=120)
+    assert_one_line_error(result, f"--config_file='{tmp_path / 'config.json'}' needs --workdir")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_ema_switched_on_from_the_command_line_trains_and_generate_uses_it(tmp_path):
+    """--config.training.generator_ema_decay (no hand-written flag) gives an EMA generator in the checkpoint,
+    and tools/generate.py draws with it by default (--nouse_ema: with the raw generator)."""
+    workdir = tmp_path / "ema"
+    # A high G rate, so that two steps move the raw weights visibly away from their slow moving average.
+    result = _train("--preset=test", f"--workdir={workdir}", "--config.training.generator_ema_decay=0.999",
+                    "--config.training.generator_learning_rate=1e-2", "--train_steps=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((workdir / "config.json").read_text())["training"]["generator_ema_decay"] == 0.999
+    reader = tf.train.load_checkpoint(workdirs.latest_checkpoint(workdir))
+    assert any(key.startswith("generator_ema/") for key in reader.get_variable_to_shape_map())
+    _, averaged, _, step = workdirs.restore_networks(str(workdir), use_ema=True)
+    _, raw, _, _ = workdirs.restore_networks(str(workdir), use_ema=False)
+    assert step == 2 and averaged.name == "generator_ema" and raw.name == "generator"
+    differences = [np.max(np.abs(a.numpy() - b.numpy())) for a, b in zip(averaged.variables, raw.variables)]
+    assert len(differences) == len(raw.variables) and max(differences) > 1e-3
+
+    generate = ["tools/generate.py", f"--workdir={workdir}", "--labels=0,3", "--num=2", "--seed=5"]
+    drawn = {}
+    for name, flag in (("averaged", "--use_ema"), ("raw", "--nouse_ema")):
+        completed = run_tool(*generate, flag, f"--output_dir={tmp_path / name}", cwd=tmp_path)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        drawn[name] = np.asarray(Image.open(tmp_path / name / "class_grid.png"))
+    for name, generator in (("averaged", averaged), ("raw", raw)):
+        expected = pictures.write_class_grid(generator, [0, 3], 2, 5, None, str(tmp_path / f"{name}_expected.png"))
+        np.testing.assert_array_equal(drawn[name], np.asarray(Image.open(expected)))
+    assert np.mean(np.abs(drawn["averaged"].astype(int) - drawn["raw"].astype(int))) > 1.0
+
+
 def test_placement_flags_reach_the_model_and_generate_draws_the_chosen_layer(tmp_path):
     """SAGAN-paper switches from the command line, then tools/generate.py --attention_layer on that run."""
     workdir = tmp_path / "placed"
     result = _train(
-        "--preset=test", f"--workdir={workdir}", "--generator_attention_resolutions=8,16",
-        "--discriminator_attention_resolutions=4", "--nogenerator_spectral_norm", "--discriminator_steps=2",
-        "--generator_learning_rate=2e-4", "--train_steps=2", cwd=tmp_path,
+        "--preset=test", f"--workdir={workdir}", "--config.model.generator_attention_resolutions=8,16",
+        "--config.model.discriminator_attention_resolutions=4", "--config.model.generator_spectral_norm=false",
+        "--config.training.discriminator_steps=2", "--config.training.generator_learning_rate=2e-4", "--train_steps=2",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((workdir / "config.json").read_text())

@@ -41,13 +41,11 @@ from ylg_tf.storage import files
 from ylg_tf.evaluation import inception
 from ylg_tf import progress
 
-flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
-flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
+command_line.define_model_source_flags(use_ema_verb="Score")
 flags.DEFINE_string(
     "saved_model", None,
     "Score this exported generator (tools/export.py) instead of a checkpoint; the work directory still "
     "provides the config and the statistics cache.")
-flags.DEFINE_bool("use_ema", True, "Score the moving average of G's weights when the checkpoint has one.")
 flags.DEFINE_integer(
     "num_samples", 50000,
     "Generated (and real) images scored. 50,000 is the community standard, and the papers used TF-GAN's "
@@ -77,7 +75,6 @@ flags.DEFINE_float("network_timeout", inception.DEFAULT_NETWORK_TIMEOUT_SECONDS,
 flags.DEFINE_integer("seed", 0, "Seed of the generated latents and labels.")
 flags.DEFINE_string("output", None, "JSON result file; default DIR/evaluation/step_<step>.json (export.json "
                     "for --saved_model).")
-flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 

@@ -20,12 +20,9 @@ from ylg_tf.storage import export
 from ylg_tf.storage import files
 from ylg_tf.storage import workdir
 
-flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
-flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
+command_line.define_model_source_flags(use_ema_verb="Export")
 flags.DEFINE_string("output", None, "Where to write the SavedModel; default: <workdir>/export.")
-flags.DEFINE_bool("use_ema", True, "Export the moving average of G's weights when the checkpoint has one.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing export at --output.")
-flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 

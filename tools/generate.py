@@ -32,9 +32,7 @@ from ylg_tf import pictures
 from ylg_tf.storage import files
 from ylg_tf.storage import workdir
 
-flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
-flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
-flags.DEFINE_bool("use_ema", True, "Use the moving average of G's weights when the checkpoint has one.")
+command_line.define_model_source_flags()
 flags.DEFINE_string("labels", "", "Comma-separated classes, one grid row each; default: the first 8 classes.")
 flags.DEFINE_integer("num", 8, "Samples per label (one grid row; at most 256).", lower_bound=1, upper_bound=256)
 flags.DEFINE_float("truncation", 0.0, "Resample latent entries with |z| above this; 0 turns truncation off.")
@@ -46,7 +44,6 @@ flags.DEFINE_integer(
     "attention_layer", None, "With --attention_at: feature-map side of G's attention layer to draw; default the original's."
 )
 flags.DEFINE_string("output_dir", None, "Where to write; default <workdir>/generated.")
-flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 

@@ -41,9 +41,7 @@ from ylg_tf import latents
 from ylg_tf import pictures
 from ylg_tf.storage import workdir
 
-flags.DEFINE_string("workdir", None, "Work directory written by training or tools/import_original.py.")
-flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.")
-flags.DEFINE_bool("use_ema", True, "Use the moving average of G's weights when the checkpoint has one.")
+command_line.define_model_source_flags()
 flags.DEFINE_string("image", None, "Image to invert; default: a sample of the model from a known latent.")
 flags.DEFINE_bool(
     "center_crop", False,
@@ -66,7 +64,6 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_integer("seed", 0, "Seed of the initial latents (and of the self-inversion target).")
 flags.DEFINE_string("output_dir", None, "Where to write the results; default <workdir>/inversion/<name>.")
-flags.mark_flag_as_required("workdir")
 FLAGS = flags.FLAGS
 
 

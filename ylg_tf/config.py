@@ -6,6 +6,7 @@ models from the work directory alone.
 
 import dataclasses
 import json
+from typing import Optional, Tuple
 
 ATTENTION_KINDS = ("sagan", "sagan_8heads", "ylg", "ylg_no_esa", "ylg_strided", "none")
 ATTENTION_GEOMETRIES = ("original", "aligned")
@@ -74,8 +75,8 @@ class ModelConfig:
     attention: str = "ylg"
     attention_geometry: str = "original"
     attention_implementation: str = "block_sparse"
-    generator_attention_resolutions: tuple = None
-    discriminator_attention_resolutions: tuple = None
+    generator_attention_resolutions: Optional[Tuple[int, ...]] = None
+    discriminator_attention_resolutions: Optional[Tuple[int, ...]] = None
     attention_block: str = "attention"
     generator_spectral_norm: bool = True
 
@@ -327,6 +328,39 @@ PRESETS = {
         data=DataConfig(dataset="builtin", split="train", eval_split="train"),
     ),
 }
+
+
+# One line per preset, for `python experiments/train.py --list_presets`.
+PRESET_DESCRIPTIONS = {
+    "sagan": "YLG Table 1 'SAGAN': ImageNet 128x128, one attention head at the 32x32 maps, batch 256, 1M steps",
+    "sagan_8heads": "the YLG code's 8-head SAGAN: G 8 unmasked heads, D 1 head; otherwise as sagan",
+    "ylg": "YLG Table 1 'YLG': 8 heads, local sparse masks over the ESA order, ImageNet 128x128, 1M steps",
+    "ylg_no_esa": "YLG ablation: the masks over the pixels in raster order instead of ESA",
+    "ylg_strided": "YLG ablation: strided masks instead of the local sparse ones",
+    "sagan_cifar": "sagan at 32x32 on CIFAR-10, batch 64, 100k steps",
+    "ylg_cifar": "ylg at 32x32 on CIFAR-10, batch 64, 100k steps",
+    "sagan_feat8": "SAGAN Table 1: self-attention at the 8x8 maps of G and D (beta2 0.9)",
+    "sagan_feat16": "SAGAN Table 1: self-attention at the 16x16 maps of G and D (beta2 0.9)",
+    "sagan_feat32": "SAGAN Table 1: self-attention at the 32x32 maps of G and D (beta2 0.9)",
+    "sagan_feat64": "SAGAN Table 1: self-attention at the 64x64 maps of G and D (beta2 0.9)",
+    "residual_feat8": "SAGAN Table 1: a residual block instead of the attention at the 8x8 maps",
+    "residual_feat16": "SAGAN Table 1: a residual block instead of the attention at the 16x16 maps",
+    "residual_feat32": "SAGAN Table 1: a residual block instead of the attention at the 32x32 maps",
+    "residual_feat64": "SAGAN Table 1: a residual block instead of the attention at the 64x64 maps",
+    "sngan_baseline": "SAGAN Figure 3 'SN on D': no attention, spectral norm in D only, 1e-4 / 1e-4",
+    "sagan_sn_gd": "SAGAN Figure 3 'SN on G/D': no attention, spectral norm in G and D, 1e-4 / 1e-4",
+    "sagan_sn_gd_ttur": "SAGAN Figure 3 'SN on G/D + TTUR': as sagan_sn_gd with 1e-4 / 4e-4",
+    "ylg_feat64": "YLG attention on G's 64x64 maps (block-sparse), D at 32x32; no published result",
+    "sagan_cifar_feat8": "sagan_feat8 at 32x32 on CIFAR-10",
+    "sagan_cifar_feat16": "sagan_feat16 at 32x32 on CIFAR-10",
+    "residual_cifar_feat8": "residual_feat8 at 32x32 on CIFAR-10",
+    "residual_cifar_feat16": "residual_feat16 at 32x32 on CIFAR-10",
+    "sngan_baseline_cifar": "sngan_baseline at 32x32 on CIFAR-10",
+    "demo": "the first run (the default): built-in shapes, 32x32 YLG, 1000 CPU steps in minutes, offline",
+    "test": "tiny, for tests: built-in shapes, 32x32 YLG, batch 4, 4 steps",
+}
+if set(PRESET_DESCRIPTIONS) != set(PRESETS):  # a preset without its line, or a line without its preset
+    raise AssertionError(f"PRESET_DESCRIPTIONS and PRESETS differ: {set(PRESET_DESCRIPTIONS) ^ set(PRESETS)}")
 
 
 def get_preset(name):

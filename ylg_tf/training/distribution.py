@@ -70,6 +70,23 @@ def create_strategy(tpu=None):
     return strategy
 
 
+def describe_strategy(strategy):
+    """{"strategy": class name, "num_replicas", "num_hosts", "devices"} of a tf.distribute strategy (JSON
+    values; the default strategy has its one device, which it does not list)."""
+    try:
+        devices = list(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy
+        devices = [tf.config.list_logical_devices()[0].name]
+    hosts = {tf.DeviceSpec.from_string(device).replace(device_type=None, device_index=None).to_string()
+             for device in devices}
+    return {
+        "strategy": type(strategy).__name__,
+        "num_replicas": int(strategy.num_replicas_in_sync),
+        "num_hosts": len(hosts),
+        "devices": devices,
+    }
+
+
 def configure_logical_cpus(count):
     """Splits the CPU into `count` logical devices; must run before any TensorFlow op."""
     cpu = tf.config.list_physical_devices("CPU")[0]

@@ -6,7 +6,8 @@ takes the work directory's lock (`ylg_tf.storage.run_lock`), removes files of in
 write, restores the latest readable checkpoint (found on disk when the state file is missing or damaged;
 falling back to older ones when the latest is corrupt, never silently starting over), builds the data
 pipeline, writes the resolved config (only then, so a run whose dataset cannot be built leaves no
-config.json claiming the directory), registers the run's actions (`ylg_tf.training.actions`: summaries and
+config.json claiming the directory), appends this start's strategy and runtime choices to runtime.json,
+registers the run's actions (`ylg_tf.training.actions`: summaries and
 sample grid, evaluation, checkpoint, export) and runs `ylg_tf.training.controller.Controller`, which fires
 each when `ylg_tf.training.schedule` says (summaries every steps_per_loop steps, evaluations every
 eval_every, checkpoints every checkpoint_every, all of them at the end, and the export at the end).
@@ -30,6 +31,7 @@ import tensorflow as tf
 
 from ylg_tf.storage import files
 from ylg_tf.storage import run_lock
+from ylg_tf.storage import runtime_record
 from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig, model_differences
 from ylg_tf.data.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
@@ -37,6 +39,7 @@ from ylg_tf.latents import sample_grid_latents
 from ylg_tf.training import actions
 from ylg_tf.training.actions import DiskWriteError, TrainingDivergedError, eta_text  # noqa: F401 (see above)
 from ylg_tf.training.controller import Controller
+from ylg_tf.training.distribution import describe_strategy
 from ylg_tf.training.schedule import training_schedule
 from ylg_tf.training.stop_request import StopRequest
 from ylg_tf.training.trainer import Trainer
@@ -250,12 +253,15 @@ def run_training(
     jit_compile=False,
     allow_data_change=False,
     force_unlock=False,
+    runtime_choices=None,
 ):
     """Trains (or resumes) in `workdir`. `evaluator(generator, step) -> {name: value}` scores the
     sampling generator every eval_every steps and at the end (`ylg_tf.training.schedule`).
 
     allow_data_change: continue a work directory on another dataset or split.
     force_unlock: take the work directory's lock over even when its holder cannot be checked (another host).
+    runtime_choices: JSON values the caller chose that the run cannot see (e.g. {"tpu": NAME}), recorded
+      with the strategy and jit_compile in DIR/runtime.json (`ylg_tf.storage.runtime_record`) at each start.
     """
     workdir = os.fspath(workdir)
     check_data_config(config)
@@ -268,13 +274,15 @@ def run_training(
     files.make_directory(workdir)  # an unusable path fails here, before any work
     try:
         with run_lock.WorkdirLock(workdir, force=force_unlock, log=log) as lock:
-            return _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile)
+            return _run_locked(
+                config, existing, workdir, strategy, lock, log, evaluator, jit_compile, runtime_choices or {}
+            )
     finally:
         if created:
             files.remove_empty_directories(workdir)  # a run that failed before writing anything
 
 
-def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile):
+def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile, runtime_choices):
     training = config.training
     _remove_stale_files(workdir, log)
     for subdirectory in (workdirs.CHECKPOINT_DIRECTORY, workdirs.SAMPLES_DIRECTORY):
@@ -312,6 +320,8 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
     )
     iterator = iter(dataset)
     actions.written(workdirs.CONFIG_FILE, lambda: workdirs.save_config(config, workdir))  # see the docstring
+    actions.written(runtime_record.RUNTIME_FILE, lambda: runtime_record.record_start(
+        workdir, start_step=start_step, jit_compile=jit_compile, **describe_strategy(strategy), **runtime_choices))
     writer = tf.summary.create_file_writer(os.path.join(workdir, workdirs.SUMMARIES_DIRECTORY))
     samples_directory = os.path.join(workdir, workdirs.SAMPLES_DIRECTORY)
     step = start_step
