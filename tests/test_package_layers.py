@@ -207,7 +207,9 @@ def _top_level_imports(node):
 
 
 def missing_docstrings(modules):
-    return [f"{name} has no module docstring" for name, (_, tree) in sorted(modules.items()) if not ast.get_docstring(tree)]
+    return [
+        f"{name} has no module docstring" for name, (_, tree) in sorted(modules.items()) if not ast.get_docstring(tree)
+    ]
 
 
 def read_entry_points(root):
@@ -249,7 +251,8 @@ def test_entry_points_import_the_library_and_not_each_other():
 
 
 def test_no_file_of_the_project_edits_sys_path():
-    files = [path for directory in (PACKAGE,) + ENTRY_POINT_DIRECTORIES for path in (REPOSITORY_ROOT / directory).rglob("*.py")]
+    directories = (PACKAGE,) + ENTRY_POINT_DIRECTORIES
+    files = [path for directory in directories for path in (REPOSITORY_ROOT / directory).rglob("*.py")]
     edits = [
         f"{path.relative_to(REPOSITORY_ROOT)}:{line}"
         for path in sorted(files)
