@@ -7,7 +7,6 @@ The distributed case runs in a subprocess that configures 2 logical CPUs before 
 """
 
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -17,8 +16,6 @@ import tensorflow as tf
 
 from layer_contract import check_layer_contract
 from ylg_tf.normalization.batch import ConditionalBatchNormalization
-
-REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def reference_moments(inputs):
@@ -241,6 +238,8 @@ def test_bad_arguments_are_named(kwargs, bad_value):
 # Synchronised statistics under MirroredStrategy on 2 logical CPUs (own process: devices are set before any op)
 
 DISTRIBUTED_SCRIPT = r"""
+import sys
+
 import numpy as np
 import tensorflow as tf
 
@@ -283,7 +282,7 @@ for synchronized in (True, False):
     for name in ("moving_mean", "moving_variance"):
         variable = getattr(layer, name)
         results[f"{name}_{synchronized}"] = np.stack([value.numpy() for value in variable.values])
-np.savez(sys.argv[2], **results)
+np.savez(sys.argv[1], **results)
 """
 
 
@@ -291,7 +290,7 @@ np.savez(sys.argv[2], **results)
 def distributed_results(tmp_path_factory):
     output = tmp_path_factory.mktemp("distributed") / "results.npz"
     completed = subprocess.run(
-        [sys.executable, "-c", DISTRIBUTED_SCRIPT, str(REPOSITORY_ROOT), str(output)],
+        [sys.executable, "-c", DISTRIBUTED_SCRIPT, str(output)],
         capture_output=True,
         text=True,
         timeout=300,
