@@ -177,20 +177,23 @@ def test_weights_are_four_bias_free_convolutions_and_a_scalar(layer_case):
 def test_layer_contract(layer_case):
     make, num_heads = layer_case
     tf_keras.utils.set_random_seed(3)
+    inputs = random_inputs(SHAPE, seed=4)
     contract = check_layer_contract(
         make,
-        (random_inputs(SHAPE, seed=4),),
+        (inputs,),
         output_shapes=[(None, 8, 8, 64), (None, num_heads, 64, 16)],
         trainable_weights=5,
         non_trainable_weights=4,
         call_arguments={"return_attention": True},
-        training_modes=(None, False, True),
         prepare=lambda layer: layer.sigma_ratio.assign(0.8),  # else the output is the input
         rtol=1e-5,
         atol=[1e-5, 1e-6],
     )
     if isinstance(contract.layer, LocalSparseAttention):
         np.testing.assert_array_equal(contract.clone.masks, contract.layer.masks)
+    # No training argument is inference (the layer is back in the state the contract's calls started from).
+    for output, expected in zip(contract.layer(inputs, return_attention=True), contract.eager_outputs[False]):
+        np.testing.assert_array_equal(output, expected)
 
 
 # ---------------------------------------------------------------------------------------------------------
