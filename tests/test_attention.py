@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from layer_contract import check_layer_contract
 from ylg_tf.attention import masks
 from ylg_tf.attention.layers import (
     LocalSparseAttention,
@@ -180,55 +181,26 @@ def test_weights_are_four_bias_free_convolutions_and_a_scalar(layer_case):
     assert layer.sigma_ratio.numpy() == 0.0
 
 
-def test_config_round_trip_gives_the_same_layer_and_outputs(layer_case):
-    make, _ = layer_case
-    inputs = random_inputs(SHAPE, seed=3)
-    layer = built(make(), SHAPE)
-    clone = type(layer).from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    clone(tf.zeros(SHAPE), training=False)
-    clone.set_weights(layer.get_weights())
-    outputs, probabilities = layer(inputs, training=True, return_attention=True)
-    clone_outputs, clone_probabilities = clone(inputs, training=True, return_attention=True)
-    np.testing.assert_array_equal(clone_outputs, outputs)
-    np.testing.assert_array_equal(clone_probabilities, probabilities)
-    if isinstance(layer, LocalSparseAttention):
-        np.testing.assert_array_equal(clone.masks, layer.masks)
-
-
-def test_symbolic_eager_and_unknown_batch_function_calls_agree(layer_case):
+def test_layer_contract(layer_case):
     make, num_heads = layer_case
+    tf_keras.utils.set_random_seed(3)
     inputs = random_inputs(SHAPE, seed=4)
-    layer = make()
-    symbolic = tf_keras.Input(SHAPE[1:])
-    outputs, probabilities = layer(symbolic, return_attention=True)
-    model = tf_keras.Model(symbolic, [outputs, probabilities])
-    assert model.output_shape == [(None, 8, 8, 64), (None, num_heads, 64, 16)]
-    layer.sigma_ratio.assign(0.5)
-    u_before = [convolution.u.numpy() for convolution in _conv_weights(layer)]
-
-    def restore_u():  # u_update="always" moves u on every call
-        for convolution, u in zip(_conv_weights(layer), u_before):
-            convolution.u.assign(u)
-
-    eager_outputs, eager_probabilities = (t.numpy() for t in layer(inputs, return_attention=True))
-    restore_u()
-    model_outputs, model_probabilities = model(inputs)
-    np.testing.assert_allclose(model_outputs, eager_outputs, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(model_probabilities, eager_probabilities, rtol=1e-5, atol=1e-6)
-
-    traced = tf.function(
-        lambda values: layer(values, training=False, return_attention=True),
-        input_signature=[tf.TensorSpec((None,) + SHAPE[1:])],
+    contract = check_layer_contract(
+        make,
+        (inputs,),
+        output_shapes=[(None, 8, 8, 64), (None, num_heads, 64, 16)],
+        trainable_weights=5,
+        non_trainable_weights=4,
+        call_arguments={"return_attention": True},
+        prepare=lambda layer: layer.sigma_ratio.assign(0.8),  # else the output is the input
+        rtol=1e-5,
+        atol=[1e-5, 1e-6],
     )
-    traced_outputs, traced_probabilities = traced.get_concrete_function().structured_outputs
-    assert traced_outputs.shape.as_list() == [None, 8, 8, 64]
-    assert traced_probabilities.shape.as_list() == [None, num_heads, 64, 16]
-    for batch in (1, 2):
-        restore_u()
-        result_outputs, result_probabilities = traced(inputs[:batch])
-        np.testing.assert_allclose(result_outputs, eager_outputs[:batch], rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(result_probabilities, eager_probabilities[:batch], rtol=1e-5, atol=1e-6)
+    if isinstance(contract.layer, LocalSparseAttention):
+        np.testing.assert_array_equal(contract.clone.masks, contract.layer.masks)
+    # No training argument is inference (the layer is back in the state the contract's calls started from).
+    for output, expected in zip(contract.layer(inputs, return_attention=True), contract.eager_outputs[False]):
+        np.testing.assert_array_equal(output, expected)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -7,18 +7,15 @@ The distributed case runs in a subprocess that configures 2 logical CPUs before 
 """
 
 import os
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
+from layer_contract import check_layer_contract
 from ylg_tf.normalization.batch import ConditionalBatchNormalization
-
-REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def reference_moments(inputs):
@@ -78,38 +75,36 @@ def test_weights_are_per_class_tables_and_statistics(num_classes):
     np.testing.assert_array_equal(layer.moving_variance.numpy(), np.ones(5))
 
 
+@pytest.mark.parametrize("options", [{}, dict(epsilon=0.01, decay=0.9, synchronized=False)], ids=["defaults", "set"])
 @pytest.mark.parametrize("num_classes", [None, 3], ids=["unconditional", "conditional"])
-def test_config_round_trip_gives_the_same_layer_and_outputs(num_classes):
-    inputs, labels = random_batch(1)
-    layer = make_layer(num_classes, 5, seed=2, epsilon=0.01, decay=0.9, synchronized=False)
-    layer.moving_mean.assign(np.linspace(-1, 1, 5).astype(np.float32))
-    clone = ConditionalBatchNormalization.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    assert (clone.num_classes, clone.epsilon, clone.decay, clone.synchronized) == (num_classes, 0.01, 0.9, False)
-    clone.build(inputs.shape)
-    clone.set_weights(layer.get_weights())
-    for training in (False, True):
-        np.testing.assert_array_equal(
-            clone(inputs, labels, training=training), layer(inputs, labels, training=training)
+def test_layer_contract(num_classes, options):
+    def randomize_tables_and_statistics(layer):
+        rng = np.random.default_rng(4)
+        layer.gamma.assign(1.0 + rng.standard_normal(layer.gamma.shape).astype(np.float32))
+        layer.beta.assign(rng.standard_normal(layer.beta.shape).astype(np.float32))
+        layer.moving_mean.assign(rng.standard_normal(5).astype(np.float32))
+        layer.moving_variance.assign(rng.uniform(0.5, 2.0, 5).astype(np.float32))
+
+    contract = check_layer_contract(
+        lambda: ConditionalBatchNormalization(num_classes, **options),
+        random_batch(3),
+        output_shapes=[(None, 3, 3, 5)],
+        trainable_weights=2,
+        non_trainable_weights=2,
+        prepare=randomize_tables_and_statistics,
+    )
+    expected = {**dict(epsilon=1e-3, decay=0.999, synchronized=True), **options}
+    for layer in (contract.layer, contract.clone):
+        assert (layer.num_classes, layer.epsilon, layer.decay, layer.synchronized) == (
+            num_classes, expected["epsilon"], expected["decay"], expected["synchronized"]
         )
-    np.testing.assert_array_equal(clone.moving_mean.numpy(), layer.moving_mean.numpy())
 
 
 @pytest.mark.parametrize("num_classes", [None, 3], ids=["unconditional", "conditional"])
-def test_symbolic_eager_and_unknown_batch_function_calls_agree(num_classes):
+def test_training_with_an_unknown_batch_counts_the_examples_it_gets(num_classes):
     inputs, labels = random_batch(3)
-    layer = ConditionalBatchNormalization(num_classes)
-    image_input = tf_keras.Input((3, 3, 5))
-    label_input = tf_keras.Input((), dtype=tf.int32)
-    model = tf_keras.Model([image_input, label_input], layer(image_input, label_input))
-    assert model.output_shape == (None, 3, 3, 5)
-    make_random = np.random.default_rng(4)
-    layer.gamma.assign(1.0 + make_random.standard_normal(layer.gamma.shape).astype(np.float32))
-    layer.moving_mean.assign(make_random.standard_normal(5).astype(np.float32))
-
-    eager = layer(inputs, labels, training=False).numpy()
-    np.testing.assert_allclose(model([inputs, labels], training=False), eager, rtol=1e-6, atol=1e-6)
-
+    layer = make_layer(num_classes, 5, seed=4)
+    layer.moving_mean.assign(np.random.default_rng(5).standard_normal(5).astype(np.float32))
     traced = tf.function(
         lambda values, classes, training: layer(values, classes, training=training),
         input_signature=[
@@ -119,8 +114,7 @@ def test_symbolic_eager_and_unknown_batch_function_calls_agree(num_classes):
         ],
     )
     assert traced.get_concrete_function().structured_outputs.shape.as_list() == [None, 3, 3, 5]
-    np.testing.assert_allclose(traced(inputs, labels, False), eager, rtol=1e-6, atol=1e-6)
-    # With unknown batch the training branch must still count B*H*W correctly.
+    # The mode is a tensor here, so both branches are in one graph; training must count B*H*W of 3 examples.
     before = layer.moving_mean.numpy()
     mean, variance = reference_moments(inputs[:3])
     expected = reference_batch_norm(
@@ -128,6 +122,12 @@ def test_symbolic_eager_and_unknown_batch_function_calls_agree(num_classes):
     )
     np.testing.assert_allclose(traced(inputs[:3], labels[:3], True), expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(layer.moving_mean.numpy(), before - (before - mean) * 0.001, rtol=1e-5, atol=1e-6)
+    # Inference through the same graph: the moving statistics, and no update.
+    moving_mean, moving_variance = layer.moving_mean.numpy(), layer.moving_variance.numpy()
+    rows = None if num_classes is None else labels
+    expected = reference_batch_norm(inputs, moving_mean, moving_variance, layer.gamma.numpy(), layer.beta.numpy(), rows)
+    np.testing.assert_allclose(traced(inputs, labels, False), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(layer.moving_mean.numpy(), moving_mean)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -282,7 +282,7 @@ for synchronized in (True, False):
     for name in ("moving_mean", "moving_variance"):
         variable = getattr(layer, name)
         results[f"{name}_{synchronized}"] = np.stack([value.numpy() for value in variable.values])
-np.savez(sys.argv[2], **results)
+np.savez(sys.argv[1], **results)
 """
 
 
@@ -290,7 +290,7 @@ np.savez(sys.argv[2], **results)
 def distributed_results(tmp_path_factory):
     output = tmp_path_factory.mktemp("distributed") / "results.npz"
     completed = subprocess.run(
-        [sys.executable, "-c", DISTRIBUTED_SCRIPT, str(REPOSITORY_ROOT), str(output)],
+        [sys.executable, "-c", DISTRIBUTED_SCRIPT, str(output)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from layer_contract import check_layer_contract
 from ylg_tf.attention import masks
 from ylg_tf.attention.layers import LOCAL_PATTERNS, LocalSparseAttention
 from ylg_tf.attention.block_sparse import BlockSparseLocalAttention, build_plan
@@ -193,28 +194,32 @@ def test_training_graph_has_no_dense_score_tensor():
     assert dense_largest >= 8 * one_head_scores
 
 
-def test_get_config_round_trip_and_weights():
-    layer = BlockSparseLocalAttention(
-        pattern="ylg_strided", geometry="aligned", u_update="always", name="g_ops"
-    )
-    config = layer.get_config()
+def test_layer_contract_and_the_dense_layers_weights():
+    def make():
+        return BlockSparseLocalAttention(pattern="ylg_strided", geometry="aligned", u_update="always", name="g_ops")
+
+    config = make().get_config()
     assert config["pattern"] == "ylg_strided" and config["geometry"] == "aligned"
     assert config["u_update"] == "always" and config["name"] == "g_ops"
-    clone = BlockSparseLocalAttention.from_config(config)
-    assert clone.get_config() == config
-
-    inputs, _ = _inputs((8, 8), seed=5)
+    inputs, _ = _inputs((8, 16), seed=5)  # 8x16: the last key block is incomplete
+    contract = check_layer_contract(
+        make,
+        (inputs.numpy(),),
+        output_shapes=[(None, 8, 16, CHANNELS), (None, 8, 128, 32)],
+        trainable_weights=5,
+        non_trainable_weights=4,
+        call_arguments={"return_attention": True},
+        prepare=lambda layer: layer.sigma_ratio.assign(0.8),
+        rtol=1e-5,
+        atol=[1e-5, 1e-6],
+    )
     dense = LocalSparseAttention(pattern="ylg_strided", geometry="aligned")
     dense(inputs)
-    for built in (layer, clone):
-        built(inputs)
+    for built in (contract.layer, contract.clone):
         assert [weight.name.split("/", 1)[1] for weight in built.weights] == [
             weight.name.split("/", 1)[1] for weight in dense.weights
         ]
-        built.set_weights(dense.get_weights())
-        built.sigma_ratio.assign(0.8)
-    np.testing.assert_array_equal(layer(inputs), clone(inputs))
-    np.testing.assert_array_equal(layer.masks, dense.masks)
+        np.testing.assert_array_equal(built.masks, dense.masks)
 
 
 def test_make_attention_builds_the_block_sparse_layer():

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from layer_contract import check_layer_contract
 from ylg_tf.attention import masks
 from ylg_tf.attention.layers import LocalPatternAttention, LocalSparseAttention, SelfAttention
 from ylg_tf.attention.block_sparse import BlockSparseLocalAttention
@@ -145,30 +146,6 @@ def test_parameter_counts_of_the_paper_model():
     assert count_trainable(discriminator) == 39_463_618
 
 
-def test_networks_trace_with_an_unknown_batch(small_networks):
-    config, generator, discriminator = small_networks
-    generate = tf.function(
-        lambda z, labels: generator((z, labels), training=False),
-        input_signature=[tf.TensorSpec([None, config.z_dim]), tf.TensorSpec([None], tf.int32)],
-    )
-    discriminate = tf.function(
-        lambda images, labels: discriminator((images, labels)),
-        input_signature=[tf.TensorSpec([None, 32, 32, 3]), tf.TensorSpec([None], tf.int32)],
-    )
-    assert generate.get_concrete_function().structured_outputs.shape.as_list() == [None, 32, 32, 3]
-    assert discriminate.get_concrete_function().structured_outputs.shape.as_list() == [None, 1]
-    z, labels = generator_inputs(config, batch=3)
-    eager_images = generator((z, labels), training=False).numpy()
-    np.testing.assert_allclose(generate(z, labels), eager_images, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(generate(z[:1], labels[:1]), eager_images[:1], rtol=1e-5, atol=1e-5)
-
-    before = snapshot(discriminator)
-    eager_logits = discriminator((eager_images, labels)).numpy()
-    restore(discriminator, before)
-    np.testing.assert_allclose(discriminate(eager_images, labels), eager_logits, rtol=1e-4, atol=1e-4)
-    restore(discriminator, before)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Attention kinds
 
@@ -230,38 +207,57 @@ def test_aligned_geometry_reaches_the_attention_layers():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Config round trips
+# Layer contract (tests/layer_contract.py): config round trips, weights, symbolic, eager and traced calls
+
+# Trainable / non-trainable weights of small_config(32)'s networks. A spectrally normalised kernel brings one
+# u vector, a batch normalisation gamma, beta (trainable) and its moving mean and variance; attention four
+# kernels, four u vectors and sigma_ratio.
+GENERATOR_WEIGHTS = (
+    2 + 3 * (2 * 2 + 3 * 2) + 5 + 2 + 2,  # g_snh0, 3 blocks (2 batch norms, 3 convolutions), g_ops, g_bn, last
+    1 + 3 * (2 * 2 + 3) + 4 + 2 + 1,
+)
+DISCRIMINATOR_WEIGHTS = (
+    3 * 3 * 2 + 2 * 2 + 5 + 2 + 1,  # 3 downsampling blocks (3 convolutions), d_block4 (2), d_ops, linear, embedding
+    3 * 3 + 2 + 4 + 1 + 1,
+)
 
 
-def test_generator_config_round_trip_gives_the_same_network_and_outputs(small_networks):
-    config, generator, _ = small_networks
-    clone = Generator.from_config(generator.get_config())
+def test_generator_layer_contract():
+    tf_keras.utils.set_random_seed(0)
+    config = small_config(32)
+    contract = check_layer_contract(
+        lambda: Generator(config),
+        (generator_inputs(config, batch=3, seed=3),),
+        output_shapes=[(None, 32, 32, 3)],
+        trainable_weights=GENERATOR_WEIGHTS[0],
+        non_trainable_weights=GENERATOR_WEIGHTS[1],
+        prepare=lambda generator: generator.g_ops.sigma_ratio.assign(0.7),  # else attention is the identity
+        rtol=1e-5,
+        atol=1e-5,
+        training_modes=(False,),  # training mode: tests/test_training.py (a trace costs ~10 s here)
+        symbolic=False,  # only ever called eagerly or in a tf.function (layer_contract.py)
+    )
+    clone, generator = contract.clone, contract.layer
     assert clone.model_config == config and clone.name == generator.name
-    assert clone.get_config() == generator.get_config()
-    clone.build_for_config()
-    clone.set_weights(generator.get_weights())
-    z, labels = generator_inputs(config, seed=3)
-    np.testing.assert_array_equal(clone((z, labels), training=False), generator((z, labels), training=False))
 
 
-def test_discriminator_config_round_trip_gives_the_same_network_and_outputs(small_networks):
-    config, _, discriminator = small_networks
-    clone = Discriminator.from_config(discriminator.get_config())
-    assert clone.model_config == config and clone.get_config() == discriminator.get_config()
-    clone.build_for_config()
-    clone.set_weights(discriminator.get_weights())
-    images, labels = discriminator_inputs(config, seed=4)
-    # Both start from the same u vectors, so the first (u-updating) calls agree as well as the second ones.
-    for _ in range(2):
-        np.testing.assert_array_equal(clone((images, labels)), discriminator((images, labels)))
-
-
-def test_config_round_trip_goes_through_json(small_networks):
-    import json
-
-    config, generator, _ = small_networks
-    clone = Generator.from_config(json.loads(json.dumps(generator.get_config())))
-    assert clone.model_config == config
+def test_discriminator_layer_contract():
+    tf_keras.utils.set_random_seed(0)
+    config = small_config(32)
+    contract = check_layer_contract(
+        lambda: Discriminator(config),
+        (discriminator_inputs(config, batch=3, seed=4),),
+        output_shapes=[(None, 1)],
+        trainable_weights=DISCRIMINATOR_WEIGHTS[0],
+        non_trainable_weights=DISCRIMINATOR_WEIGHTS[1],
+        prepare=lambda discriminator: discriminator.d_ops.sigma_ratio.assign(0.7),
+        rtol=1e-4,
+        atol=1e-4,
+        training_modes=(False,),  # D's calls do the same in every mode (test_discriminator_changes_every_u...)
+        symbolic=False,
+    )
+    clone, discriminator = contract.clone, contract.layer
+    assert clone.model_config == config and clone.name == discriminator.name
 
 
 @pytest.mark.parametrize(
@@ -303,36 +299,28 @@ def test_config_round_trip_goes_through_json(small_networks):
     ],
     ids=["generator_block", "optimized_discriminator_block", "flat_discriminator_block"],
 )
-def test_blocks_weights_config_round_trip_and_unknown_batch(make, input_shape, output_shape, weight_shapes):
+def test_blocks_weights_and_layer_contract(make, input_shape, output_shape, weight_shapes):
     tf_keras.utils.set_random_seed(5)
     rng = np.random.default_rng(6)
     inputs = rng.standard_normal(input_shape).astype(np.float32)
     labels = np.array([0, 2], np.int32)
     block = make()
+    arguments = (inputs, labels) if isinstance(block, GeneratorBlock) else (inputs,)
 
-    def call(layer, values, classes):
-        if isinstance(layer, GeneratorBlock):
-            return layer(values, classes, training=False)
-        return layer(values)
-
-    outputs = call(block, inputs, labels)
-    assert outputs.shape == output_shape
+    assert block(*arguments, training=False).shape == output_shape
     shapes = {"/".join(w.name.split(":")[0].split("/")[-2:]): tuple(w.shape) for w in block.weights}
     assert shapes == weight_shapes
 
-    clone = type(block).from_config(block.get_config())
-    assert clone.get_config() == block.get_config()
-    before = [weight.numpy() for weight in block.weights]
-    call(clone, inputs, labels)
-    clone.set_weights(before)
-    block.set_weights(before)  # discriminator blocks moved u on the first call
-    np.testing.assert_array_equal(call(clone, inputs, labels), call(block, inputs, labels))
-
-    traced = tf.function(
-        lambda values, classes: call(block, values, classes),
-        input_signature=[tf.TensorSpec((None,) + input_shape[1:]), tf.TensorSpec([None], tf.int32)],
+    state = [name for name in weight_shapes if name.endswith(("spectral_norm_u", "moving_mean", "moving_variance"))]
+    check_layer_contract(
+        make,
+        arguments,
+        output_shapes=[(None, *output_shape[1:])],
+        trainable_weights=len(weight_shapes) - len(state),
+        non_trainable_weights=len(state),
+        rtol=1e-5,
+        atol=1e-5,
     )
-    assert traced.get_concrete_function().structured_outputs.shape.as_list() == [None, *output_shape[1:]]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from layer_contract import check_layer_contract
 from ylg_tf.normalization.spectral import (
     SpectralConv2D,
     SpectralDense,
@@ -64,14 +65,13 @@ def set_kernel_scale(layer, scale, seed):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Layer contract: config round trip, symbolic, eager and unknown-batch tf.function calls, weights
+# Layer contract (tests/layer_contract.py) and the documented weights
 
 
 LAYER_CASES = {
     "conv3x3": dict(
         make=lambda: SpectralConv2D(4, 3, name="conv"),
         inputs=lambda rng: rng.standard_normal((2, 5, 5, 3)).astype(np.float32),
-        input_spec=((5, 5, 3), tf.float32),
         output_shape=(None, 5, 5, 4),
         weights={"kernel": (3, 3, 3, 4), "bias": (4,), "spectral_norm_u": (27, 1)},
         trainable={"kernel", "bias"},
@@ -79,7 +79,6 @@ LAYER_CASES = {
     "conv1x1_exact_no_bias": dict(
         make=lambda: SpectralConv2D(6, 1, use_bias=False, sigma_mode="exact", u_update="always", name="conv"),
         inputs=lambda rng: rng.standard_normal((3, 4, 4, 8)).astype(np.float32),
-        input_spec=((4, 4, 8), tf.float32),
         output_shape=(None, 4, 4, 6),
         weights={"kernel": (1, 1, 8, 6), "spectral_norm_u": (8, 1)},
         trainable={"kernel"},
@@ -87,7 +86,6 @@ LAYER_CASES = {
     "dense": dict(
         make=lambda: SpectralDense(5, name="dense"),
         inputs=lambda rng: rng.standard_normal((3, 7)).astype(np.float32),
-        input_spec=((7,), tf.float32),
         output_shape=(None, 5),
         weights={"kernel": (7, 5), "bias": (5,), "spectral_norm_u": (7, 1)},
         trainable={"kernel", "bias"},
@@ -95,7 +93,6 @@ LAYER_CASES = {
     "embedding": dict(
         make=lambda: SpectralEmbedding(6, 4, name="embedding"),
         inputs=lambda rng: np.array([0, 5, 2, 2], np.int32),
-        input_spec=((), tf.int32),
         output_shape=(None, 4),
         weights={"embedding_map": (6, 4), "spectral_norm_u": (4, 1)},
         trainable={"embedding_map"},
@@ -122,44 +119,19 @@ def test_weights_have_the_documented_names_shapes_and_trainability(layer_case):
     assert [_short_name(weight) for weight in layer.non_trainable_weights] == ["spectral_norm_u"]
 
 
-def test_config_round_trip_gives_the_same_layer_and_outputs(layer_case):
-    inputs = layer_case["inputs"](np.random.default_rng(0))
-    layer = layer_case["make"]()
-    layer(inputs, training=False)
-    set_weights = [np.random.default_rng(3).standard_normal(w.shape).astype(np.float32) for w in layer.weights]
-    layer.set_weights(set_weights)
+def test_layer_contract(layer_case):
+    def randomize_every_weight(layer):
+        rng = np.random.default_rng(3)
+        layer.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in layer.weights])
 
-    clone = type(layer).from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    clone(inputs, training=False)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(clone(inputs, training=True), layer(inputs, training=True))
-    np.testing.assert_array_equal(clone.u.numpy(), layer.u.numpy())
-
-
-def test_symbolic_eager_and_unknown_batch_function_calls_agree(layer_case):
-    inputs = layer_case["inputs"](np.random.default_rng(0))
-    layer = layer_case["make"]()
-    shape, dtype = layer_case["input_spec"]
-    symbolic_input = tf_keras.Input(shape=shape, dtype=dtype)
-    model = tf_keras.Model(symbolic_input, layer(symbolic_input))
-    assert model.output_shape == layer_case["output_shape"]
-
-    u_before = layer.u.numpy()
-    eager = layer(inputs, training=False).numpy()
-    # u_update="always" moves u on every call; restore it so every call starts from the same state.
-    layer.u.assign(u_before)
-    np.testing.assert_allclose(model(inputs, training=False), eager, rtol=1e-6, atol=1e-6)
-
-    traced = tf.function(
-        lambda values: layer(values, training=False),
-        input_signature=[tf.TensorSpec((None,) + shape, dtype)],
+    check_layer_contract(
+        layer_case["make"],
+        (layer_case["inputs"](np.random.default_rng(0)),),
+        output_shapes=[layer_case["output_shape"]],
+        trainable_weights=len(layer_case["trainable"]),
+        non_trainable_weights=1,
+        prepare=randomize_every_weight,
     )
-    concrete = traced.get_concrete_function()
-    assert concrete.structured_outputs.shape.as_list() == list(layer_case["output_shape"])
-    for batch in (1, len(inputs)):
-        layer.u.assign(u_before)
-        np.testing.assert_allclose(traced(inputs[:batch]), eager[:batch], rtol=1e-6, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------------
