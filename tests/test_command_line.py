@@ -1,15 +1,18 @@
 """ylg_tf.command_line: entry points keep TensorFlow's C++ start-up messages off the terminal unless asked
-for, and the tools share the flags it defines.
+for, the tools share the flags it defines, and which errors are the user's (one line, exit code 2).
 
 TF 2.16+ writes lines such as "All log messages before absl::InitializeLog() is called are written to
 STDERR" while it loads, whatever TF_CPP_MIN_LOG_LEVEL says; a user mistake must still print one line.
 """
 
 import os
+import uuid
 
 import pytest
+import tensorflow as tf
 
 from tool_runner import assert_one_line_error, run_tool
+from ylg_tf import command_line
 
 
 def test_a_user_mistake_after_tensorflow_loaded_prints_exactly_one_line(tmp_path):
@@ -60,3 +63,14 @@ def test_the_shared_model_source_flags_are_listed_as_the_tool_own(tmp_path, tool
 
 def test_the_shared_workdir_flag_is_required(tmp_path):
     assert_one_line_error(run_tool("tools/generate.py", cwd=tmp_path), "--workdir must have a value other than None")
+
+
+def test_file_errors_of_remote_paths_are_user_errors():
+    # A missing gs:// object or a bucket without permission surfaces as tf.errors.*, not OSError.
+    errors = command_line.user_errors()
+    assert ValueError in errors and OSError in errors
+    assert tf.errors.NotFoundError in errors and tf.errors.PermissionDeniedError in errors
+    assert tf.errors.InternalError not in errors  # bugs keep their traceback
+    with pytest.raises(errors):
+        with tf.io.gfile.GFile(f"ram://nothing-{uuid.uuid4().hex}/config.json") as file:
+            file.read()

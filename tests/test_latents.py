@@ -1,7 +1,7 @@
 """Tests for the keyed latent draws of ylg_tf.latents: every caller's stream is the one it drew before the
 draws were gathered here (the formulas of 887bc81, written out), and the keys keep the streams apart.
 
-The NumPy engine's streams (the generate tool's layouts, inversion) are checked in tests/test_inversion.py.
+The NumPy engine's streams (the generate tool's layouts, inversion) are checked in tests/inversion/test_invert.py.
 Also: G run over latents with its attention (what tools/generate.py draws for a query pixel).
 """
 

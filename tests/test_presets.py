@@ -44,7 +44,7 @@ def test_new_presets_build_and_train_two_steps_at_reduced_widths(name):
     images = tf.random.stateless_uniform([2, size, size, 3], seed=[1, 2], minval=-1.0, maxval=1.0)
     dataset = tf.data.Dataset.from_tensors((images, tf.constant([0, 1], tf.int32))).repeat()
     # The loop's own Python body, eagerly: the same step code without tracing a 128x128 graph per preset
-    # (10x faster here); the traced loop is what tests/test_training.py runs.
+    # (10x faster here); the traced loop is what tests/training/test_trainer.py runs.
     means, steps_done, finite = trainer.train_loop.python_function(iter(dataset), tf.constant(2, tf.int64))
     assert int(trainer.step.numpy()) == int(steps_done) == 2
     assert bool(finite) and np.isfinite(means.numpy()).all()

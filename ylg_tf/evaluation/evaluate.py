@@ -17,7 +17,7 @@ What is computed (spec section 5, as the originals through TF-GAN):
 - IS (one split) from "logits" and FID (float64) from "pool_3", with the streaming accumulators of
   `ylg_tf.evaluation.metrics`: memory is O(K + D^2) whatever the number of samples. They compute what
   `tfgan.eval.classifier_score_from_logits` and `tfgan.eval.frechet_classifier_distance_from_activations`
-  compute on the full arrays (tests/test_metrics.py and tests/test_evaluation.py check this).
+  compute on the full arrays (tests/evaluation/test_metrics.py and test_evaluate.py check this).
 - The real images' statistics come from the cache of `ylg_tf.evaluation.real_statistics`.
 
 `evaluate_workdir` is the whole job of tools/evaluate.py (restore or load the generator, load the

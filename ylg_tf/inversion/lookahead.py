@@ -10,7 +10,7 @@ copy moves a fraction alpha of the way towards them and the variables restart fr
 around a legacy Adam, as the original did. On TensorFlow >= 2.16 (the current stack) tensorflow-addons
 cannot work: its last release (0.23) fails on import with ModuleNotFoundError('keras.src.engine') even when
 it is installed, so `make_adam` returns this module's own `Lookahead`, written from the paper's definition
-with the same semantics as tensorflow-addons' (tests/test_lookahead.py checks both against a trajectory
+with the same semantics as tensorflow-addons' (tests/inversion/test_lookahead.py checks both against a trajectory
 stored from tensorflow-addons on the paper stack):
 
 - one step counter, the inner optimizer's `iterations`: Adam's bias correction at step t (counting from 1)

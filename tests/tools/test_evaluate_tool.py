@@ -13,7 +13,7 @@ from ylg_tf.tfgan_import import tfgan
 from PIL import Image
 
 from fake_inception import write_fake_inception_savedmodel
-from test_evaluation import reference_frechet_distance, reference_inception_score
+from metric_references import reference_frechet_distance, reference_inception_score
 from tool_runner import assert_one_line_error, run_tool
 from ylg_tf.data import datasets
 from ylg_tf.evaluation import samples

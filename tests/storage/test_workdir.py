@@ -245,17 +245,6 @@ class _RecordingHandler(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def test_file_errors_of_remote_paths_are_user_errors():
-    # A missing gs:// object or a bucket without permission surfaces as tf.errors.*, not OSError.
-    errors = command_line.user_errors()
-    assert ValueError in errors and OSError in errors
-    assert tf.errors.NotFoundError in errors and tf.errors.PermissionDeniedError in errors
-    assert tf.errors.InternalError not in errors  # bugs keep their traceback
-    with pytest.raises(errors):
-        with tf.io.gfile.GFile(f"{ram_directory('nothing')}/config.json") as file:
-            file.read()
-
-
 def test_a_path_through_a_regular_file_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("a file")
     assert issubclass(NotADirectoryError, command_line.user_errors())

@@ -138,19 +138,6 @@ def test_a_lock_of_another_host_needs_force_unlock(run_copy):
     assert not (run_copy / run_lock.LOCK_FILE).exists()
 
 
-def test_only_one_of_two_racing_lockers_gets_the_lock(tmp_path):
-    first, second = run_lock.WorkdirLock(tmp_path), run_lock.WorkdirLock(tmp_path)
-    first.acquire()
-    with pytest.raises(run_lock.WorkdirLockedError, match=f"pid {os.getpid()}"):
-        second.acquire()
-    # A lock taken over by someone else is noticed before the next save.
-    (tmp_path / run_lock.LOCK_FILE).write_text(json.dumps({"host": "h", "pid": 1, "started": "s", "token": "x"}))
-    with pytest.raises(run_lock.WorkdirLockedError, match="stopping without saving"):
-        first.check_held()
-    first.release()
-    assert (tmp_path / run_lock.LOCK_FILE).exists()  # not ours any more: left alone
-
-
 # ----------------------------------------------------------------------------------------------
 # Item 3: the whole config is checked on resume.
 
@@ -257,24 +244,6 @@ def test_sigint_during_a_long_loop_saves_within_a_step(run_copy, monkeypatch):
     assert [m for m in messages if "SIGINT" in m] == [
         f"SIGINT: saved {result.checkpoint} at step {result.step}; rerun to resume"]
     assert signal.getsignal(signal.SIGINT) is previous_handler
-
-
-def test_a_second_sigint_exits_at_once():
-    code = """
-import os, signal, sys, time
-import tensorflow as tf
-from ylg_tf.training.stop_request import StopRequest
-with StopRequest(tf.Variable(False)) as stop:
-    os.kill(os.getpid(), signal.SIGINT)
-    assert stop.signal_name == "SIGINT"
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(30)
-"""
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert completed.returncode == 130, completed.stderr[-2000:]
-    assert "Traceback" not in completed.stderr
-    assert completed.stderr.strip().splitlines()[-1] == "SIGINT again: exiting at once without saving"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,12 +1,12 @@
-"""Writes tests/data/checkpoint_layout_keys.json: the keys of the checkpoints a version of ylg_tf writes, and
+"""Writes tests/assets/checkpoint_layout_keys.json: the keys of the checkpoints a version of ylg_tf writes, and
 the config.json of its training run.
 
 The stored file was made at commit 887bc81 (before the checkpoint layout was defined in one module), so
-tests/test_checkpoint_layout.py can check that today's checkpoints have exactly the keys, shapes and dtypes
+tests/storage/test_checkpoint_layout.py can check that today's checkpoints have exactly the keys, shapes and dtypes
 that version wrote, and that a work directory of that version still loads. To remake it from another
 version, run this script with that version first on the path:
 
-  PYTHONPATH=. python tests/data/checkpoint_layout_keys.py tests/data/checkpoint_layout_keys.json
+  PYTHONPATH=. python tests/assets/checkpoint_layout_keys.py tests/assets/checkpoint_layout_keys.json
 
 It saves checkpoints the way that version's training and import did: Trainer(config, strategy).checkpoint
 through a tf.train.CheckpointManager as training.experiment built it, and workdir.write_checkpoint.
@@ -24,7 +24,7 @@ from ylg_tf.models.networks import build_networks
 from ylg_tf.storage import workdir
 from ylg_tf.training.trainer import Trainer
 
-# The config every entry is written for; tests/test_checkpoint_layout.py builds the same one.
+# The config every entry is written for; tests/storage/test_checkpoint_layout.py builds the same one.
 MODEL = dict(image_size=32, num_classes=10, z_dim=8, attention="sagan", generator_channels=8, discriminator_channels=8)
 BATCH_SIZE = 2
 GENERATOR_EMA_DECAY = 0.5

@@ -6,21 +6,12 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.special
+
+from metric_references import reference_inception_score
+from ylg_tf.evaluation import metrics
 from ylg_tf.tfgan_import import tfgan
 
-from ylg_tf.evaluation import metrics
-
 RELATIVE_TOLERANCE = 1e-6
-
-
-def reference_inception_score(logits):
-    """exp(E_x KL(p(y|x) || p(y))) in float64 (Salimans et al., one split)."""
-    logits = np.asarray(logits, np.float64)
-    log_probabilities = scipy.special.log_softmax(logits, axis=1)  # [N, K]
-    probabilities = np.exp(log_probabilities)
-    marginal = probabilities.mean(axis=0)  # [K]
-    kl = np.sum(probabilities * (log_probabilities - np.log(marginal)), axis=1)  # [N]
-    return float(np.exp(kl.mean()))
 
 
 def reference_frechet_distance(activations_a, activations_b):

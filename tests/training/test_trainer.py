@@ -1,9 +1,8 @@
-"""The trainer and the training run: the original step, replicas, XLA, exact resume, checkpoints, errors."""
+"""ylg_tf.training.trainer: the original step (a D update, then a G update against the updated D), D steps
+per G step, replicas, XLA, the generator's moving average, loop metrics."""
 
-import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -13,16 +12,9 @@ import tensorflow as tf
 import tf_keras
 
 from conftest import REPOSITORY_ROOT
-from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import get_preset
-from ylg_tf.training.experiment import (
-    CheckpointUnreadableError,
-    TrainingDivergedError,
-    restore_latest,
-    run_training,
-)
-from ylg_tf.training.losses import discriminator_hinge_loss, generator_hinge_loss
 from ylg_tf.training.trainer import Trainer
+
 
 TEST_CONFIG = get_preset("test")
 
@@ -31,17 +23,6 @@ def _fixed_dataset(batch_size=4, size=32):
     images = tf.random.stateless_uniform([batch_size, size, size, 3], seed=[5, 6], minval=-1.0, maxval=1.0)
     labels = tf.range(batch_size, dtype=tf.int32) % TEST_CONFIG.model.num_classes
     return tf.data.Dataset.from_tensors((images, labels)).repeat()
-
-
-def test_hinge_losses_match_numpy():
-    real = np.array([[1.5], [0.2], [-0.7]], np.float32)
-    fake = np.array([[-2.0], [0.4], [0.9]], np.float32)
-    expected_d = np.mean(np.maximum(0, 1 - real)) + np.mean(np.maximum(0, 1 + fake))
-    # With the global batch equal to this batch, the sums divided by it are the means.
-    np.testing.assert_allclose(discriminator_hinge_loss(real, fake, 3).numpy(), expected_d, rtol=1e-6)
-    np.testing.assert_allclose(generator_hinge_loss(real, fake, 3).numpy(), -np.mean(fake), rtol=1e-6)
-    # Half the global batch on this replica: half the contribution.
-    np.testing.assert_allclose(generator_hinge_loss(None, fake, 6).numpy(), -np.mean(fake) / 2, rtol=1e-6)
 
 
 def test_latents_do_not_depend_on_the_replica_count():
@@ -59,7 +40,7 @@ def test_latents_do_not_depend_on_the_replica_count():
 
 
 def test_one_step_on_two_replicas_equals_one_replica():
-    script = REPOSITORY_ROOT / "tests" / "replica_equivalence_check.py"
+    script = REPOSITORY_ROOT / "tests" / "training" / "replica_equivalence_check.py"
     completed = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
@@ -133,151 +114,6 @@ def test_generator_moving_average():
     ):
         np.testing.assert_allclose(average.numpy(), 0.5 * start + 0.5 * current.numpy(), atol=1e-6)
     assert trainer.sampling_generator is trainer.generator_ema
-
-
-def _checkpoint_variables(path):
-    reader = tf.train.load_checkpoint(path)
-    return {
-        key: reader.get_tensor(key)
-        for key in reader.get_variable_to_shape_map()
-        if key.startswith(("generator", "discriminator", "step")) and "OBJECT_GRAPH" not in key
-    }
-
-
-@pytest.mark.parametrize("discriminator_steps", [1, 2])
-def test_exact_resume_equals_an_uninterrupted_run(tmp_path, discriminator_steps):
-    # Op determinism is process-wide, so this runs in a subprocess. With 2 D updates per step, the resumed
-    # data pipeline must skip two batches per step done.
-    code = f"""
-import tensorflow as tf
-import tf_keras
-tf.config.experimental.enable_op_determinism()
-from ylg_tf.config import get_preset
-from ylg_tf.training.experiment import run_training
-config = get_preset("test").replace(training={{
-    "train_steps": 4, "steps_per_loop": 2, "checkpoint_every": 2, "discriminator_steps": {discriminator_steps},
-}})
-strategy = tf.distribute.get_strategy()
-tf_keras.utils.set_random_seed(0)
-run_training(config, {str(tmp_path / 'straight')!r}, strategy, log=lambda m: None)
-tf_keras.utils.set_random_seed(0)
-run_training(config.replace(training={{"train_steps": 2}}), {str(tmp_path / 'resumed')!r}, strategy, log=lambda m: None)
-tf_keras.utils.set_random_seed(99)  # a resumed run must not depend on fresh initial weights
-run_training(config, {str(tmp_path / 'resumed')!r}, strategy, log=print)
-"""
-    completed = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "resumed at step 2" in completed.stdout
-    straight = _checkpoint_variables(workdirs.latest_checkpoint(tmp_path / "straight"))
-    resumed = _checkpoint_variables(workdirs.latest_checkpoint(tmp_path / "resumed"))
-    assert straight.keys() == resumed.keys()
-    assert any("optimizer" in key or "generator_optimizer" in key for key in
-               tf.train.load_checkpoint(workdirs.latest_checkpoint(tmp_path / "resumed")).get_variable_to_shape_map())
-    for key in straight:
-        np.testing.assert_array_equal(straight[key], resumed[key], err_msg=key)
-
-
-@pytest.fixture(scope="module")
-def trained_workdir(tmp_path_factory):
-    """A tiny run of 4 steps with checkpoints at 2 and 4."""
-    directory = tmp_path_factory.mktemp("run")
-    config = TEST_CONFIG.replace(training={"train_steps": 4, "steps_per_loop": 2, "checkpoint_every": 2})
-    messages = []
-    result = run_training(config, str(directory), tf.distribute.get_strategy(), log=messages.append)
-    return directory, config, result, messages
-
-
-def test_run_writes_checkpoints_summaries_samples_and_export(trained_workdir):
-    directory, config, result, messages = trained_workdir
-    assert result.step == 4 and not result.preempted
-    assert workdirs.load_config(directory) == config
-    assert [workdirs.checkpoint_step(p) for p in tf.train.get_checkpoint_state(
-        workdirs.checkpoint_directory(directory)).all_model_checkpoint_paths] == [2, 4]
-    assert os.path.isfile(directory / "samples" / "latest.png")
-    assert os.path.isfile(directory / "samples" / "step_00000004.png")
-    events = list((directory / "summaries").glob("events.out.tfevents.*"))
-    assert events
-    tags = set()
-    for event in tf.compat.v1.train.summary_iterator(str(events[0])):
-        tags.update(value.tag for value in event.summary.value)
-    assert {"train/discriminator_loss", "train/generator_loss", "train/steps_per_second", "samples"} <= tags
-    assert any(tag.startswith("sigma_ratio/") for tag in tags)
-    step_lines = [m for m in messages if m.startswith("step ")]
-    assert len(step_lines) == 2 and "steps/s" in step_lines[-1] and "ETA" in step_lines[-1]
-    # The export gives the Keras generator's images.
-    _, generator, _, step = workdirs.restore_networks(str(directory))
-    assert step == 4
-    exported = tf.saved_model.load(result.export_directory).signatures["serving_default"]
-    z = tf.random.stateless_normal([3, config.model.z_dim], seed=[1, 1])
-    labels = tf.constant([0, 1, 3], tf.int32)
-    images = exported(z=z, labels=labels)["images"].numpy()
-    keras_images = generator((z, labels), training=False).numpy()
-    expected = np.clip(np.round((keras_images + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    assert np.max(np.abs(images.astype(int) - expected.astype(int))) <= 1
-
-
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(trained_workdir, tmp_path):
-    directory, config, _, _ = trained_workdir
-    copy = tmp_path / "copy"
-    import shutil
-
-    shutil.copytree(directory / "checkpoints", copy / "checkpoints")
-    latest = tf.train.latest_checkpoint(str(copy / "checkpoints"))
-    with open(latest + ".data-00000-of-00001", "r+b") as file:
-        file.truncate(100)
-    trainer = Trainer(config, tf.distribute.get_strategy())
-    manager = workdirs.checkpoint_manager(copy, trainer.checkpoint)
-    messages = []
-    restored = restore_latest(manager, trainer.checkpoint, messages.append)
-    assert restored.endswith("ckpt-2") and int(trainer.step.numpy()) == 2
-    assert any("unreadable" in m and "ckpt-4" in m for m in messages)
-    # When every checkpoint is unreadable, training refuses to start over.
-    with open(restored + ".data-00000-of-00001", "r+b") as file:
-        file.truncate(100)
-    with pytest.raises(CheckpointUnreadableError, match="refusing to start over"):
-        restore_latest(manager, trainer.checkpoint, messages.append)
-
-
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(trained_workdir, tmp_path, monkeypatch):
-    directory, config, _, _ = trained_workdir
-    import shutil
-
-    shutil.copytree(directory, tmp_path / "run")
-    original = Trainer.run_loop
-
-    def diverging(self, iterator, num_steps):
-        metrics = original(self, iterator, num_steps)
-        return dataclasses.replace(metrics, generator_loss=float("nan"))
-
-    monkeypatch.setattr(Trainer, "run_loop", diverging)
-    longer = config.replace(training={"train_steps": 6})
-    with pytest.raises(TrainingDivergedError, match="non-finite loss at step 6.*ckpt-4 is intact"):
-        run_training(longer, str(tmp_path / "run"), tf.distribute.get_strategy(), log=lambda m: None)
-    assert workdirs.checkpoint_step(workdirs.latest_checkpoint(tmp_path / "run")) == 4
-
-
-def test_sigterm_saves_and_stops_cleanly(trained_workdir, tmp_path):
-    directory, config, _, _ = trained_workdir
-    import shutil
-
-    shutil.copytree(directory, tmp_path / "run")
-
-    def preempt(generator, step):
-        os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-run, like a preemption notice
-        return {}
-
-    longer = config.replace(training={"train_steps": 10, "checkpoint_every": 100, "eval_every": 2})
-    previous_handler = signal.getsignal(signal.SIGTERM)
-    messages = []
-    result = run_training(longer, str(tmp_path / "run"), tf.distribute.get_strategy(), log=messages.append,
-                          evaluator=preempt)
-    assert result.preempted and result.step == 6
-    assert workdirs.checkpoint_step(workdirs.latest_checkpoint(tmp_path / "run")) == 6
-    assert any(m.startswith("SIGTERM: saved") for m in messages)
-    assert signal.getsignal(signal.SIGTERM) is previous_handler
 
 
 def _twin_trainers(config):
@@ -395,55 +231,3 @@ def test_discriminator_steps_count_over_a_loop():
     assert int(trainer.discriminator_optimizer.iterations.numpy()) == 6
     assert int(trainer.generator_optimizer.iterations.numpy()) == 2
     assert float(next(iterator)[0][0, 0, 0, 0]) == pytest.approx(6e-3)  # 6 real batches were taken
-
-
-def test_a_work_directory_resumes_only_its_own_model(trained_workdir):
-    directory, config, _, _ = trained_workdir
-    other = config.replace(model={"attention": "sagan"})
-    with pytest.raises(ValueError, match="holds another model .*attention: 'ylg' -> 'sagan'"):
-        run_training(other, str(directory), tf.distribute.get_strategy(), log=lambda m: None)
-
-
-def test_a_work_directory_may_switch_the_attention_implementation(trained_workdir, tmp_path):
-    directory, config, _, _ = trained_workdir
-    import shutil
-
-    shutil.copytree(directory, tmp_path / "run")
-    assert config.model.attention_implementation == "block_sparse"
-    dense = config.replace(model={"attention_implementation": "dense"}, training={"train_steps": 6})
-    messages = []
-    result = run_training(dense, str(tmp_path / "run"), tf.distribute.get_strategy(), log=messages.append)
-    assert result.step == 6 and any(m.startswith("resumed at step 4 ") for m in messages), messages
-    assert any(m.startswith("attention_implementation: 'block_sparse' -> 'dense' (") for m in messages), messages
-    assert workdirs.load_config(tmp_path / "run").model.attention_implementation == "dense"
-    # The step-6 weights compute the same images through either implementation.
-    _, generator, _, step = workdirs.restore_networks(str(tmp_path / "run"))
-    assert step == 6 and type(generator.g_ops).__name__ == "LocalSparseAttention"
-    block_sparse = config.replace(model={"attention_implementation": "block_sparse"})
-    workdirs.save_config(block_sparse, tmp_path / "run")
-    _, twin, _, _ = workdirs.restore_networks(str(tmp_path / "run"))
-    assert type(twin.g_ops).__name__ == "BlockSparseLocalAttention"
-    z = tf.random.stateless_normal([3, config.model.z_dim], seed=[2, 2])
-    labels = tf.constant([0, 4, 9], tf.int32)
-    np.testing.assert_allclose(
-        generator((z, labels), training=False).numpy(), twin((z, labels), training=False).numpy(), atol=1e-5
-    )
-
-
-def test_a_run_whose_dataset_cannot_be_built_leaves_no_config_behind(tmp_path):
-    (tmp_path / "tfds").mkdir()  # exists, but cifar10 was never built into it
-    config = TEST_CONFIG.replace(data={"dataset": "cifar10", "data_dir": str(tmp_path / "tfds")})
-    with pytest.raises(OSError, match="'cifar10' is not prepared"):
-        run_training(config, str(tmp_path / "run"), tf.distribute.get_strategy(), log=lambda m: None)
-    # No config.json claims the directory, so the next attempt may train another model there.
-    assert not os.path.exists(tmp_path / "run" / "config.json")
-
-
-def test_a_batch_larger_than_the_memory_is_refused_before_anything_runs():
-    from ylg_tf.training.experiment import check_batch_fits_in_memory
-
-    config = TEST_CONFIG.replace(training={"batch_size": 1_000_000})
-    batch_bytes = 1_000_000 * 32 * 32 * 3 * 4
-    check_batch_fits_in_memory(config, memory_bytes=batch_bytes)  # exactly fits
-    with pytest.raises(ValueError, match=r"batch_size=1000000: one batch of 32x32 float32 images is 11.4 GiB, more than this machine's 11.4 GiB"):
-        check_batch_fits_in_memory(config, memory_bytes=batch_bytes - 1)

@@ -1,7 +1,7 @@
 """Attention (or residual) blocks at any feature-map size, several per network, and G without spectral norm.
 
 References: the variable names, shapes and checkpoint keys of the default placement stored from the code before
-placement existed (tests/data/default_placement_variables.json); each network's output composed by hand from
+placement existed (tests/assets/default_placement_variables.json); each network's output composed by hand from
 its blocks in the documented order; the masked dense YLG layer for the block-sparse one; NumPy's largest
 singular value for the spectral norm.
 """
@@ -20,7 +20,7 @@ from ylg_tf.models.networks import Discriminator, build_networks, placements
 from ylg_tf.normalization.spectral import SpectralNormalizedKernel
 from ylg_tf.training.trainer import Trainer
 
-LAYOUT_FILE = REPOSITORY_ROOT / "tests" / "data" / "default_placement_variables.json"
+LAYOUT_FILE = REPOSITORY_ROOT / "tests" / "assets" / "default_placement_variables.json"
 # The configs the stored layout was written for (num_classes 3, z_dim 8).
 LAYOUT_CASES = {
     "128/ylg": dict(image_size=128, attention="ylg", generator_channels=16, discriminator_channels=32),

@@ -1,7 +1,7 @@
 """Tests for ylg_tf.models.networks: shapes and ranges per image size, parameter counts, attention kinds, config
 round trips, the discriminator's features, and which variables each kind of call changes.
 
-Numerical equality with the original code is tests/test_original_conformance.py's job; this file checks the
+Numerical equality with the original code is tests/storage/test_original_conformance.py's job; this file checks the
 structure and the state semantics (spec section 1) on tiny models.
 """
 
@@ -234,7 +234,7 @@ def test_generator_layer_contract():
         prepare=lambda generator: generator.g_ops.sigma_ratio.assign(0.7),  # else attention is the identity
         rtol=1e-5,
         atol=1e-5,
-        training_modes=(False,),  # training mode: tests/test_training.py (a trace costs ~10 s here)
+        training_modes=(False,),  # training mode: tests/training/test_trainer.py (a trace costs ~10 s here)
         symbolic=False,  # only ever called eagerly or in a tf.function (layer_contract.py)
     )
     clone, generator = contract.clone, contract.layer

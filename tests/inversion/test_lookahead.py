@@ -223,7 +223,7 @@ def test_argument_checks():
 
 
 def test_tensorflow_addons_is_imported_only_in_ylg_tf_lookahead():
-    root = pathlib.Path(__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[2]
     importers = [
         path.relative_to(root).as_posix()
         for folder in ("ylg_tf", "tools", "experiments")

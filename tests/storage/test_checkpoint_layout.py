@@ -2,9 +2,9 @@
 module, a work directory of that version still loads (restore, resume, tools) with identical values, and
 the step of a checkpoint is its saved step, not a number in its file name.
 
-References: tests/data/checkpoint_layout_keys.json, the keys (name, shape, dtype) of the checkpoints training
+References: tests/assets/checkpoint_layout_keys.json, the keys (name, shape, dtype) of the checkpoints training
 and write_checkpoint wrote at commit 887bc81 and the config.json of its training run (made by
-tests/data/checkpoint_layout_keys.py at that commit); a work directory of that version rebuilt here from its
+tests/assets/checkpoint_layout_keys.py at that commit); a work directory of that version rebuilt here from its
 object names spelled out (not from ylg_tf.storage.checkpoint_layout), whose keys the test checks against the
 stored ones before using it.
 """
@@ -28,8 +28,8 @@ from ylg_tf.storage import workdir as workdirs
 from ylg_tf.training.experiment import run_training
 from ylg_tf.training.trainer import Trainer
 
-STORED = json.loads((REPOSITORY_ROOT / "tests" / "data" / "checkpoint_layout_keys.json").read_text())
-# The config the stored keys were written for (tests/data/checkpoint_layout_keys.py).
+STORED = json.loads((REPOSITORY_ROOT / "tests" / "assets" / "checkpoint_layout_keys.json").read_text())
+# The config the stored keys were written for (tests/assets/checkpoint_layout_keys.py).
 MODEL = ModelConfig(
     image_size=32, num_classes=10, z_dim=8, attention="sagan", generator_channels=8, discriminator_channels=8
 )

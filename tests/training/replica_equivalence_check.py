@@ -1,4 +1,4 @@
-"""Run as a script (by test_training_distributed.py): one training step on 1 and on 2 replicas.
+"""Run as a script (by tests/training/test_trainer.py): one training step on 1 and on 2 replicas.
 
 Two logical CPU devices must exist before any TensorFlow op runs, which is why this runs in its own process.
 Prints a JSON object: the largest difference per kind of variable between the two runs, and whether a batch
