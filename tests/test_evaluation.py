@@ -16,15 +16,17 @@ from ylg_tf.tfgan_import import tfgan
 from PIL import Image
 
 from fake_inception import write_fake_inception_savedmodel
+from test_resizing import legacy_bilinear_reference
 from ylg_tf.evaluation import builtin_classifier
 from ylg_tf.data import builtin_shapes
 from ylg_tf.data import datasets
-from ylg_tf.evaluation import classifiers, evaluate, periodic, real_statistics, samples
+from ylg_tf.evaluation import classifiers, evaluate, periodic, protocols, real_statistics, samples
 from ylg_tf.evaluation import inception
 from ylg_tf.evaluation import metrics
 from ylg_tf import progress
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig, TrainingConfig
-from ylg_tf.models.networks import Generator
+from ylg_tf.models.networks import Discriminator, Generator
+from ylg_tf.storage import workdir as workdirs
 
 RELATIVE_TOLERANCE = 1e-6
 
@@ -265,17 +267,27 @@ def test_inception_classifier_description_and_resize_modes(small_fake_inception,
     np.testing.assert_allclose(by_module.function(images)["pool_3"], module(images)["pool_3"], rtol=1e-6)
 
     by_tool = classifiers.load_evaluation_classifier(
-        small_fake_inception, image_size=16, resize_to_inception_size=True)
+        small_fake_inception, image_size=16, resize=classifiers.RESIZE_BILINEAR_299)
     assert by_tool.description["resize"] == classifiers.RESIZE_BILINEAR_299
     resized = tf.image.resize(images, [299, 299], method="bilinear")
     np.testing.assert_allclose(by_tool.function(images)["pool_3"], module(resized)["pool_3"], rtol=1e-6)
+
+    # The YLG code's resize: TF1's bilinear kernel (NumPy reference), not TF2's.
+    legacy = classifiers.load_evaluation_classifier(
+        small_fake_inception, image_size=16, resize=classifiers.RESIZE_LEGACY_BILINEAR_299)
+    assert legacy.description["resize"] == "legacy_bilinear_299"
+    expected = module(tf.constant(legacy_bilinear_reference(images, 299), tf.float32))["pool_3"]
+    np.testing.assert_allclose(legacy.function(images)["pool_3"], expected, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(legacy.function(images)["pool_3"], by_tool.function(images)["pool_3"], atol=1e-3)
+    with pytest.raises(classifiers.EvaluationError, match="'bilinear' is not one of"):
+        classifiers.load_evaluation_classifier(small_fake_inception, image_size=16, resize="bilinear")
 
     # A module with a fixed 299x299 input cannot take 16x16 images unless the tool resizes them.
     fixed = str(write_fake_inception_savedmodel(tmp_path / "fixed", pool_features=8, num_logits=4))
     with pytest.raises(inception.InceptionUnavailableError, match="--resize_to_299"):
         classifiers.load_evaluation_classifier(fixed, image_size=16)
     assert classifiers.load_evaluation_classifier(
-        fixed, image_size=16, resize_to_inception_size=True).description["fingerprint"] != (
+        fixed, image_size=16, resize=classifiers.RESIZE_BILINEAR_299).description["fingerprint"] != (
         by_module.description["fingerprint"])
 
 
@@ -401,6 +413,7 @@ def test_periodic_evaluator_scores_and_reuses_real_statistics(tmp_path, small_fa
     generator = Generator(config.model).build_for_config()
     first = evaluator(generator, 2)
     assert first["step"] == 2 and first["num_samples"] == 8
+    assert first["protocol"] == "standard" and first["comparable"] is False  # 8 samples, not 50,000
     assert np.isfinite(first["fid"]) and first["fid"] > 0 and 1.0 <= first["inception_score"] <= 10.0
     statistics_files = os.listdir(tmp_path / "evaluation" / "real_statistics")
     assert len(statistics_files) == 1
@@ -435,6 +448,61 @@ def test_periodic_evaluator_with_a_bad_classifier_fails_when_made(tmp_path):
         periodic.make_periodic_evaluator(tiny_config(eval_every=5), tmp_path, "builtin")
     # An evaluator that never runs does not load anything.
     periodic.make_periodic_evaluator(tiny_config(eval_every=0), tmp_path, missing)
+
+
+def first_validation_images(count, offset=0):
+    """Images offset .. offset + count - 1 of the built-in "validation" split, in order, at 32x32."""
+    images = next(iter(datasets.make_dataset(
+        "builtin", split="validation", image_size=32, batch_size=count + offset, shuffle=False, repeat=False,
+        num_examples=count + offset)))[0]
+    return images[offset:]
+
+
+def test_ylg_protocol_scores_the_first_validation_images_in_order_resized_the_legacy_way(
+        tmp_path, small_fake_inception):
+    # The config evaluates on "train"; the ylg protocol takes the validation split, as the YLG code did.
+    config = tiny_config().replace(data={"eval_split": "train"})
+    directory = tmp_path / "workdir"
+    workdirs.save_config(config, directory)
+    workdirs.write_checkpoint(directory, Generator(config.model).build_for_config(),
+                              Discriminator(config.model).build_for_config(), 3)
+    messages = []
+    result = evaluate.evaluate_workdir(
+        directory, protocol="ylg", num_samples=8, batch_size=4, classifier_source=small_fake_inception,
+        log=messages.append)
+    assert result["split"] == "validation" and result["num_samples"] == 8
+    assert result["protocol"] == protocols.YLG.to_dict()
+    assert result["classifier"]["resize"] == classifiers.RESIZE_LEGACY_BILINEAR_299
+    assert result["comparable"] is False
+    assert result["deviations"] == ["num_samples=8 is below the ylg protocol's 32768"]
+    warnings = [message for message in messages if message.startswith("warning:")]
+    assert warnings == ["warning: scores not comparable with the YLG paper's scores: num_samples=8 is below "
+                        "the ylg protocol's 32768"]
+
+    # The real statistics are those of the first 8 validation images, legacy-resized to 299 before the module.
+    module = tf.saved_model.load(small_fake_inception)
+
+    def pool_mean(images):
+        resized = tf.constant(legacy_bilinear_reference(images, 299), tf.float32)
+        return np.asarray(module(resized)["pool_3"], np.float64).mean(axis=0)
+
+    statistics = metrics.ActivationStatistics.load(result["real_statistics"]["path"])
+    np.testing.assert_allclose(statistics.mean, pool_mean(first_validation_images(8)), rtol=1e-4, atol=1e-5)
+    # Another choice of images would be seen: one image later, or the config's own split.
+    assert not np.allclose(statistics.mean, pool_mean(first_validation_images(8, offset=1)), rtol=1e-3)
+    train_images = next(iter(datasets.make_dataset(
+        "builtin", split="train", image_size=32, batch_size=8, shuffle=False, repeat=False, num_examples=8)))[0]
+    assert not np.allclose(statistics.mean, pool_mean(train_images), rtol=1e-3)
+
+
+def test_periodic_evaluation_follows_the_configs_protocol(tmp_path, small_fake_inception):
+    config = tiny_config(eval_every=2).replace(
+        training={"eval_protocol": "ylg", "eval_num_samples": 8}, data={"eval_split": "train"})
+    evaluator = periodic.make_periodic_evaluator(config, tmp_path, small_fake_inception, batch_size=4)
+    assert evaluator.split == "validation"
+    assert evaluator.classifier.description["resize"] == classifiers.RESIZE_LEGACY_BILINEAR_299
+    scores = evaluator(Generator(config.model).build_for_config(), 2)
+    assert scores["protocol"] == "ylg" and scores["comparable"] is False
 
 
 # ----------------------------------------------------------------------------------------------
