@@ -27,7 +27,8 @@ def test_the_protocols_hold_what_the_originals_did():
 
 
 def test_unknown_names_are_errors_naming_the_value():
-    with pytest.raises(EvaluationError, match=r"unknown evaluation protocol 'bogus'; choose one of \['standard', 'ylg'\]"):
+    with pytest.raises(EvaluationError,
+                       match=r"unknown evaluation protocol 'bogus'; choose one of \['standard', 'ylg'\]"):
         protocols.get_protocol("bogus")
     with pytest.raises(ValueError, match="eval_protocol='bogus' is not one of"):
         config.TrainingConfig(eval_protocol="bogus")

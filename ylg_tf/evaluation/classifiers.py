@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from ylg_tf.evaluation import builtin_classifier, inception, resizing
 from ylg_tf.evaluation.inception import is_url, one_line
-from ylg_tf.evaluation.resizing import RESIZE_BILINEAR_299, RESIZE_BY_MODULE, RESIZE_LEGACY_BILINEAR_299  # noqa: F401
+from ylg_tf.evaluation.resizing import (  # noqa: F401  (callers name the methods through this module)
+    RESIZE_BILINEAR_299, RESIZE_BY_MODULE, RESIZE_LEGACY_BILINEAR_299)
 
 BUILTIN_SOURCE = builtin_classifier.SOURCE_NAME
 

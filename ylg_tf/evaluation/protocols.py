@@ -85,7 +85,8 @@ YLG = EvaluationProtocol(
 PROTOCOLS = {protocol.name: protocol for protocol in (STANDARD, YLG)}
 DEFAULT_PROTOCOL = STANDARD.name
 if tuple(PROTOCOLS) != EVALUATION_PROTOCOLS:  # config validates the names without importing this module
-    raise AssertionError(f"PROTOCOLS {tuple(PROTOCOLS)} and config.EVALUATION_PROTOCOLS {EVALUATION_PROTOCOLS} differ")
+    raise AssertionError(
+        f"PROTOCOLS {tuple(PROTOCOLS)} and config.EVALUATION_PROTOCOLS {EVALUATION_PROTOCOLS} differ")
 
 
 def get_protocol(name):
