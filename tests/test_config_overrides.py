@@ -38,6 +38,7 @@ EVERY_FIELD = {
     "training.checkpoint_every": ("6", 6),
     "training.eval_every": ("5", 5),
     "training.eval_num_samples": ("64", 64),
+    "training.eval_protocol": ("ylg", "ylg"),
     "training.generator_ema_decay": ("0.999", 0.999),
     "training.discriminator_steps": ("2", 2),
     "training.seed": ("7", 7),

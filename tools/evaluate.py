@@ -1,20 +1,27 @@
 """Scores a work directory's generator with the Inception Score and FID (TF-GAN's pipeline).
 
 Usage:
-  python tools/evaluate.py --workdir=DIR [--checkpoint=PATH | --saved_model=DIR] [--num_samples=50000]
-      [--batch_size=64] [--dataset=NAME --split=NAME --data_dir=DIR] [--inception=URL|DIR|builtin]
-      [--resize_to_299] [--output=FILE.json]
+  python tools/evaluate.py --workdir=DIR [--checkpoint=PATH | --saved_model=DIR] [--protocol=standard|ylg]
+      [--num_samples=N] [--batch_size=64] [--dataset=NAME --split=NAME --data_dir=DIR]
+      [--inception=URL|DIR|builtin] [--resize_to_299] [--output=FILE.json]
 
 Samples come from G in inference mode with z ~ N(0, I) and uniform random classes. IS (one split, as
 the originals) uses the classifier's `logits`, FID its `pool_3`, in float64, streamed in batches so
-memory does not depend on --num_samples. 50,000 samples is the community standard; the SAGAN/YLG papers
-used TF-GAN's pipeline with the TF-Hub Inception module, which this tool follows (see --resize_to_299).
-Fewer samples bias FID upwards, so compare runs at the same count.
+memory does not depend on --num_samples.
 
-Real-data statistics are computed once per dataset, split, resolution, sample count and classifier and
-cached in DIR/evaluation/real_statistics/. The result is written as JSON (default:
+--protocol names how the scores are measured (`ylg_tf.evaluation.protocols`): "standard" (default) scores
+50,000 samples against the first 50,000 real images of the evaluation split and lets the Inception module
+resize them to 299 (TF-GAN 2.x's self-attention example); "ylg" does what the YLG code did (giannisdaras/ylg,
+branch `train`, ylg/eval_lib.py and ylg/train_experiment.py): 32,768 samples, the first 32,768 images of
+the validation split, both resized to 299x299 here with TF1's bilinear resize (`tf.compat.v1.image.resize`,
+no half-pixel centres). The protocol's parameters go into the result JSON; a --num_samples, --split or
+resize other than the protocol's prints a one-line warning and records `"comparable": false` with the
+`deviations`, since FID depends on the sample count (fewer samples bias it upwards).
+
+Real-data statistics are computed once per dataset, split, resolution, sample count and classifier (its
+resize included) and cached in DIR/evaluation/real_statistics/. The result is written as JSON (default:
 DIR/evaluation/step_<step>.json, or export.json for --saved_model) with fid, inception_score,
-num_samples, step, the checkpoint, the classifier source and timings.
+num_samples, step, the checkpoint, the classifier source, the protocol and timings.
 
 Classifier: the TF-Hub Inception module by default (needs internet, or a pre-filled TFHUB_CACHE_DIR, or
 --inception=DIR with the unpacked module), except for the built-in dataset, which is scored offline by a
@@ -36,7 +43,7 @@ from absl import flags  # noqa: E402
 
 from ylg_tf import command_line  # noqa: E402
 from ylg_tf.data import datasets
-from ylg_tf.evaluation import classifiers, evaluate
+from ylg_tf.evaluation import classifiers, evaluate, protocols, resizing
 from ylg_tf.storage import files
 from ylg_tf.evaluation import inception
 from ylg_tf import progress
@@ -46,13 +53,18 @@ flags.DEFINE_string(
     "saved_model", None,
     "Score this exported generator (tools/export.py) instead of a checkpoint; the work directory still "
     "provides the config and the statistics cache.")
+flags.DEFINE_enum(
+    "protocol", protocols.DEFAULT_PROTOCOL, list(protocols.PROTOCOLS),
+    "How the scores are measured: 'standard' (50,000 samples, the Inception module resizes) or 'ylg' (as the "
+    "YLG code: 32,768 samples, the first 32,768 validation images, TF1's bilinear resize to 299 here).")
 flags.DEFINE_integer(
-    "num_samples", 50000,
-    "Generated (and real) images scored. 50,000 is the community standard, and the papers used TF-GAN's "
-    "pipeline; must be at least --batch_size.")
+    "num_samples", None,
+    "Generated (and real) images scored; default: the protocol's count (standard 50,000, ylg 32,768). "
+    "Another count is recorded as not comparable with the protocol's scores; must be at least --batch_size.")
 flags.DEFINE_integer("batch_size", 64, "Images per generator/classifier call.")
 flags.DEFINE_string("dataset", None, "Real-data dataset; default: the work directory config's data.dataset.")
-flags.DEFINE_string("split", None, "Real-data split; default: the config's data.eval_split.")
+flags.DEFINE_string(
+    "split", None, "Real-data split; default: the protocol's (ylg: validation), else the config's data.eval_split.")
 flags.DEFINE_string("data_dir", None, "TFDS data directory or image folder; default: the config's data.data_dir.")
 flags.DEFINE_string(
     "inception", None,
@@ -61,10 +73,10 @@ flags.DEFINE_string(
     f"'{classifiers.BUILTIN_SOURCE}' when the dataset is the built-in one, else {inception.DEFAULT_INCEPTION}.")
 flags.DEFINE_bool(
     "resize_to_299", False,
-    "Resize images to 299x299 here (tf.image.resize, bilinear, as TF-GAN's CIFAR example) before the "
-    "Inception module. Default off: images reach the module at the generator's resolution and the module "
-    "resizes them to 299 itself, as in the original SAGAN/YLG evaluation "
-    "(tfgan.eval.sample_and_run_inception on 128x128 images). Needed for a module with a fixed 299x299 input.")
+    "Resize images to 299x299 here with TF2's bilinear resize (tf.image.resize, half-pixel centres, as "
+    "TF-GAN's CIFAR example) instead of the protocol's resize (standard: inside the Inception module; ylg: "
+    "TF1's bilinear resize here); recorded as a deviation from the protocol. Needed for a module with a fixed "
+    "299x299 input under the standard protocol.")
 flags.DEFINE_string(
     "classifier_cache", None,
     f"Cache of the built-in classifier (one per user, so every run is scored by the same classifier); "
@@ -90,10 +102,12 @@ def main(argv):
         except NotADirectoryError as error:
             raise NotADirectoryError(f"--classifier_cache={FLAGS.classifier_cache!r}: {error}") from None
     result = evaluate.evaluate_workdir(
-        FLAGS.workdir, num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, checkpoint=FLAGS.checkpoint,
-        saved_model=FLAGS.saved_model, use_ema=FLAGS.use_ema, classifier_source=FLAGS.inception,
+        FLAGS.workdir, protocol=FLAGS.protocol, num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size,
+        checkpoint=FLAGS.checkpoint, saved_model=FLAGS.saved_model, use_ema=FLAGS.use_ema,
+        classifier_source=FLAGS.inception,
         classifier_cache_directory=FLAGS.classifier_cache or command_line.default_classifier_cache_directory(),
-        resize_to_inception_size=FLAGS.resize_to_299, network_timeout_seconds=FLAGS.network_timeout,
+        resize=resizing.RESIZE_BILINEAR_299 if FLAGS.resize_to_299 else None,
+        network_timeout_seconds=FLAGS.network_timeout,
         dataset=FLAGS.dataset, split=FLAGS.split, data_dir=FLAGS.data_dir, seed=FLAGS.seed,
         progress=progress.ProgressLine(sys.stderr), log=lambda message: print(message, file=sys.stderr))
     output = evaluate.write_result(result, FLAGS.output)

@@ -19,6 +19,8 @@ DEFAULT_ATTENTION_RESOLUTIONS = {
     "generator": {128: 32, 64: 32, 32: 16},
     "discriminator": {128: 32, 64: 32, 32: 8},
 }
+# The evaluation protocols' names; ylg_tf.evaluation.protocols defines them (and checks it has these).
+EVALUATION_PROTOCOLS = ("standard", "ylg")
 # ModelConfig fields that change how the networks compute, not what: a work directory may switch them.
 COMPUTATION_FIELDS = ("attention_implementation",)
 
@@ -150,6 +152,9 @@ class TrainingConfig:
     discriminator_steps: D updates per G update (one training step), each on its own real batch.
     steps_per_loop, checkpoint_every, eval_every: the intervals of a run's schedule
     (`ylg_tf.training.schedule`; each also acts at train_steps).
+    eval_num_samples: images scored by each periodic evaluation.
+    eval_protocol: how periodic evaluation measures (`ylg_tf.evaluation.protocols`: the real images' split
+      and the resize to 299; a sample count other than the protocol's is recorded as not comparable).
     """
 
     batch_size: int = 256
@@ -163,6 +168,7 @@ class TrainingConfig:
     checkpoint_every: int = 1000
     eval_every: int = 0
     eval_num_samples: int = 10_000
+    eval_protocol: str = "standard"
     generator_ema_decay: float = 0.0
     discriminator_steps: int = 1
     seed: int = 0
@@ -178,6 +184,8 @@ class TrainingConfig:
             raise ValueError(f"seed={self.seed!r} must be a non-negative integer below 2**62")
         if self.eval_every < 0:
             raise ValueError(f"eval_every={self.eval_every!r} must be 0 (off) or positive")
+        if self.eval_protocol not in EVALUATION_PROTOCOLS:
+            raise ValueError(f"eval_protocol={self.eval_protocol!r} is not one of {EVALUATION_PROTOCOLS}")
         if not 0.0 <= self.generator_ema_decay < 1.0:
             raise ValueError(f"generator_ema_decay={self.generator_ema_decay!r} must be in [0, 1)")
 
@@ -221,9 +229,14 @@ class ExperimentConfig:
         return dataclasses.replace(self, **updated)
 
 
+# YLG's rows are scored as the YLG code scored them: 32,768 samples, the legacy resize (protocol "ylg").
+_YLG_TRAINING = TrainingConfig(eval_protocol="ylg", eval_num_samples=32_768)
+
+
 def _paper(attention):
-    """A row of YLG's Table 1: ImageNet 128x128, batch 256, 1M steps on a TPU v3-8."""
-    return ExperimentConfig(model=ModelConfig(attention=attention))
+    """A row of YLG's Table 1: ImageNet 128x128, batch 256, 1M steps on a TPU v3-8, evaluated (when
+    eval_every is set) with the YLG code's protocol."""
+    return ExperimentConfig(model=ModelConfig(attention=attention), training=_YLG_TRAINING)
 
 
 def _cifar(attention):
@@ -296,7 +309,9 @@ PRESETS = {
     # YLG's attention on G's 64x64 maps (4096 queries x 1024 keys per head, practical only block-sparse);
     # D keeps the original's 32x32 place, so the model also runs at half width (D's 64x64 maps have df
     # channels, too few for 8 heads below df=64). The YLG recipe otherwise; no published result.
-    "ylg_feat64": ExperimentConfig(model=ModelConfig(attention="ylg", generator_attention_resolutions=(64,))),
+    "ylg_feat64": ExperimentConfig(
+        model=ModelConfig(attention="ylg", generator_attention_resolutions=(64,)), training=_YLG_TRAINING
+    ),
     # The same rows at 32x32 on CIFAR-10, where the maps exist in both networks (G 8..32, D 4..16).
     "sagan_cifar_feat8": _sagan_paper(resolution=8, image_size=32),
     "sagan_cifar_feat16": _sagan_paper(resolution=16, image_size=32),

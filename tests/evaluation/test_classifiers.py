@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from evaluation_doubles import random_images
 from fake_inception import write_fake_inception_savedmodel
+from resize_references import legacy_bilinear_reference
 from ylg_tf.evaluation import builtin_classifier
 from ylg_tf.evaluation import classifiers
 from ylg_tf.evaluation import inception
@@ -28,17 +29,27 @@ def test_inception_classifier_description_and_resize_modes(small_fake_inception,
     np.testing.assert_allclose(by_module.function(images)["pool_3"], module(images)["pool_3"], rtol=1e-6)
 
     by_tool = classifiers.load_evaluation_classifier(
-        small_fake_inception, image_size=16, resize_to_inception_size=True)
+        small_fake_inception, image_size=16, resize=classifiers.RESIZE_BILINEAR_299)
     assert by_tool.description["resize"] == classifiers.RESIZE_BILINEAR_299
     resized = tf.image.resize(images, [299, 299], method="bilinear")
     np.testing.assert_allclose(by_tool.function(images)["pool_3"], module(resized)["pool_3"], rtol=1e-6)
+
+    # The YLG code's resize: TF1's bilinear kernel (NumPy reference), not TF2's.
+    legacy = classifiers.load_evaluation_classifier(
+        small_fake_inception, image_size=16, resize=classifiers.RESIZE_LEGACY_BILINEAR_299)
+    assert legacy.description["resize"] == "legacy_bilinear_299"
+    expected = module(tf.constant(legacy_bilinear_reference(images, 299), tf.float32))["pool_3"]
+    np.testing.assert_allclose(legacy.function(images)["pool_3"], expected, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(legacy.function(images)["pool_3"], by_tool.function(images)["pool_3"], atol=1e-3)
+    with pytest.raises(classifiers.EvaluationError, match="'bilinear' is not one of"):
+        classifiers.load_evaluation_classifier(small_fake_inception, image_size=16, resize="bilinear")
 
     # A module with a fixed 299x299 input cannot take 16x16 images unless the tool resizes them.
     fixed = str(write_fake_inception_savedmodel(tmp_path / "fixed", pool_features=8, num_logits=4))
     with pytest.raises(inception.InceptionUnavailableError, match="--resize_to_299"):
         classifiers.load_evaluation_classifier(fixed, image_size=16)
     assert classifiers.load_evaluation_classifier(
-        fixed, image_size=16, resize_to_inception_size=True).description["fingerprint"] != (
+        fixed, image_size=16, resize=classifiers.RESIZE_BILINEAR_299).description["fingerprint"] != (
         by_module.description["fingerprint"])
 
 

@@ -1,15 +1,21 @@
 """ylg_tf.evaluation.evaluate: IS/FID of streamed samples against NumPy/SciPy references and TF-GAN,
-result paths, summaries and writing to any file system."""
+result paths, summaries and writing to any file system, and a work directory scored under the ylg protocol."""
 
 import json
 import uuid
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from evaluation_doubles import LinearClassifier, batched, random_images, toy_sample_function
+from evaluation_doubles import LinearClassifier, batched, random_images, tiny_config, toy_sample_function
+from fake_inception import write_fake_inception_savedmodel
 from metric_references import reference_frechet_distance, reference_inception_score
-from ylg_tf.evaluation import evaluate, real_statistics, samples
+from resize_references import legacy_bilinear_reference
+from ylg_tf.data import datasets
+from ylg_tf.evaluation import classifiers, evaluate, metrics, protocols, real_statistics, samples
+from ylg_tf.models.networks import Discriminator, Generator
+from ylg_tf.storage import workdir as workdirs
 from ylg_tf.tfgan_import import tfgan
 
 RELATIVE_TOLERANCE = 1e-6
@@ -67,3 +73,54 @@ def test_result_paths_summary_and_writing_to_any_filesystem():
     assert evaluate.result_summary(result) == (
         "FID 12.3456  IS 3.2100  (64 samples, step 7, classifier builtin, classifier held-out accuracy 0.987)")
     assert "export /runs/a/export" in evaluate.result_summary(example_result(None))
+
+
+@pytest.fixture(scope="module")
+def small_fake_inception(tmp_path_factory):
+    return str(write_fake_inception_savedmodel(
+        tmp_path_factory.mktemp("fake") / "module", resize_inside=True, pool_features=32, num_logits=10))
+
+
+def first_validation_images(count, offset=0):
+    """Images offset .. offset + count - 1 of the built-in "validation" split, in order, at 32x32."""
+    images = next(iter(datasets.make_dataset(
+        "builtin", split="validation", image_size=32, batch_size=count + offset, shuffle=False, repeat=False,
+        num_examples=count + offset)))[0]
+    return images[offset:]
+
+
+def test_ylg_protocol_scores_the_first_validation_images_in_order_resized_the_legacy_way(
+        tmp_path, small_fake_inception):
+    # The config evaluates on "train"; the ylg protocol takes the validation split, as the YLG code did.
+    config = tiny_config().replace(data={"eval_split": "train"})
+    directory = tmp_path / "workdir"
+    workdirs.save_config(config, directory)
+    workdirs.write_checkpoint(directory, Generator(config.model).build_for_config(),
+                              Discriminator(config.model).build_for_config(), 3)
+    messages = []
+    result = evaluate.evaluate_workdir(
+        directory, protocol="ylg", num_samples=8, batch_size=4, classifier_source=small_fake_inception,
+        log=messages.append)
+    assert result["split"] == "validation" and result["num_samples"] == 8
+    assert result["protocol"] == protocols.YLG.to_dict()
+    assert result["classifier"]["resize"] == classifiers.RESIZE_LEGACY_BILINEAR_299
+    assert result["comparable"] is False
+    assert result["deviations"] == ["num_samples=8 is below the ylg protocol's 32768"]
+    warnings = [message for message in messages if message.startswith("warning:")]
+    assert warnings == ["warning: scores not comparable with the YLG paper's scores: num_samples=8 is below "
+                        "the ylg protocol's 32768"]
+
+    # The real statistics are those of the first 8 validation images, legacy-resized to 299 before the module.
+    module = tf.saved_model.load(small_fake_inception)
+
+    def pool_mean(images):
+        resized = tf.constant(legacy_bilinear_reference(images, 299), tf.float32)
+        return np.asarray(module(resized)["pool_3"], np.float64).mean(axis=0)
+
+    statistics = metrics.ActivationStatistics.load(result["real_statistics"]["path"])
+    np.testing.assert_allclose(statistics.mean, pool_mean(first_validation_images(8)), rtol=1e-4, atol=1e-5)
+    # Another choice of images would be seen: one image later, or the config's own split.
+    assert not np.allclose(statistics.mean, pool_mean(first_validation_images(8, offset=1)), rtol=1e-3)
+    train_images = next(iter(datasets.make_dataset(
+        "builtin", split="train", image_size=32, batch_size=8, shuffle=False, repeat=False, num_examples=8)))[0]
+    assert not np.allclose(statistics.mean, pool_mean(train_images), rtol=1e-3)

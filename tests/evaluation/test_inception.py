@@ -84,6 +84,18 @@ def test_images_already_299_pass_through_unchanged(fake_module_directory):
         classifier(images)["logits"], expected["logits"], rtol=1e-6, atol=1e-6)
 
 
+def test_legacy_interpolation_resizes_with_tf1s_kernel(fake_module_directory):
+    from test_resizing import legacy_bilinear_reference
+
+    classifier = inception.load_classifier(str(fake_module_directory), interpolation="legacy_bilinear")
+    images = random_images(seed=5, count=2, size=16)
+    module = tf.saved_model.load(str(fake_module_directory))
+    expected = module(tf.constant(legacy_bilinear_reference(images, 299), tf.float32))
+    np.testing.assert_allclose(classifier(images)["pool_3"], expected["pool_3"], rtol=1e-4, atol=1e-4)
+    half_pixel = module(tf.image.resize(images, [299, 299], method="bilinear"))
+    assert not np.allclose(classifier(images)["pool_3"], half_pixel["pool_3"], atol=1e-3)
+
+
 def test_image_size_none_leaves_resizing_to_the_module(tmp_path):
     directory = write_fake_inception_savedmodel(tmp_path / "module32", image_size=32, seed=3)
     images = random_images(seed=2, count=2, size=32)
@@ -173,6 +185,8 @@ def test_bad_arguments(fake_module_directory):
         inception.load_classifier("")
     with pytest.raises(ValueError, match="network_timeout_seconds"):
         inception.load_classifier(str(fake_module_directory), network_timeout_seconds=0)
+    with pytest.raises(ValueError, match="interpolation must be one of .* got 'area'"):
+        inception.load_classifier(str(fake_module_directory), interpolation="area")
     classifier = inception.load_classifier(str(fake_module_directory))
     with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
         classifier(np.zeros([8, 8, 3], np.float32))

@@ -28,6 +28,7 @@ def test_periodic_evaluator_scores_and_reuses_real_statistics(tmp_path, small_fa
     generator = Generator(config.model).build_for_config()
     first = evaluator(generator, 2)
     assert first["step"] == 2 and first["num_samples"] == 8
+    assert first["protocol"] == "standard" and first["comparable"] is False  # 8 samples, not 50,000
     assert np.isfinite(first["fid"]) and first["fid"] > 0 and 1.0 <= first["inception_score"] <= 10.0
     statistics_files = os.listdir(tmp_path / "evaluation" / "real_statistics")
     assert len(statistics_files) == 1
@@ -62,3 +63,13 @@ def test_periodic_evaluator_with_a_bad_classifier_fails_when_made(tmp_path):
         periodic.make_periodic_evaluator(tiny_config(eval_every=5), tmp_path, "builtin")
     # An evaluator that never runs does not load anything.
     periodic.make_periodic_evaluator(tiny_config(eval_every=0), tmp_path, missing)
+
+
+def test_periodic_evaluation_follows_the_configs_protocol(tmp_path, small_fake_inception):
+    config = tiny_config(eval_every=2).replace(
+        training={"eval_protocol": "ylg", "eval_num_samples": 8}, data={"eval_split": "train"})
+    evaluator = periodic.make_periodic_evaluator(config, tmp_path, small_fake_inception, batch_size=4)
+    assert evaluator.split == "validation"
+    assert evaluator.classifier.description["resize"] == classifiers.RESIZE_LEGACY_BILINEAR_299
+    scores = evaluator(Generator(config.model).build_for_config(), 2)
+    assert scores["protocol"] == "ylg" and scores["comparable"] is False

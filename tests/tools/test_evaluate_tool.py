@@ -14,9 +14,10 @@ from PIL import Image
 
 from fake_inception import write_fake_inception_savedmodel
 from metric_references import reference_frechet_distance, reference_inception_score
+from resize_references import legacy_bilinear_reference
 from tool_runner import assert_one_line_error, run_tool
 from ylg_tf.data import datasets
-from ylg_tf.evaluation import samples
+from ylg_tf.evaluation import protocols, samples
 from ylg_tf.storage import workdir
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
 from ylg_tf.models.networks import Discriminator, Generator
@@ -84,10 +85,17 @@ def test_result_json_records_scores_and_provenance(setup, first_run):
     assert f"FID {result['fid']:.4f}" in completed.stdout
     assert "real-data statistics: computed and cached in" in completed.stderr
     assert "generated images: 16/16 (100%)" in completed.stderr  # progress
+    # The default protocol, recorded with its parameters; 16 samples are not comparable with 50,000.
+    assert result["protocol"] == protocols.STANDARD.to_dict()
+    assert result["comparable"] is False
+    assert result["deviations"] == ["num_samples=16 is below the standard protocol's 50000"]
+    warnings = [line for line in completed.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: scores not comparable with 50,000-sample scores (the community standard): "
+                        "num_samples=16 is below the standard protocol's 50000"]
+    assert "protocol standard (not comparable)" in completed.stdout
 
 
-def test_scores_equal_an_independent_recomputation(setup, first_run):
-    _, result = first_run
+def generated_and_real_images(setup, split):
     config = setup["config"]
     _, generator, _, _ = workdir.restore_networks(setup["workdir"])
     generated = np.concatenate([
@@ -95,10 +103,16 @@ def test_scores_equal_an_independent_recomputation(setup, first_run):
                   training=False).numpy()
         for index in range(NUM_SAMPLES // BATCH_SIZE)])
     real = next(iter(datasets.make_dataset(
-        "builtin", split="validation", image_size=32, batch_size=NUM_SAMPLES, shuffle=False, repeat=False,
+        "builtin", split=split, image_size=32, batch_size=NUM_SAMPLES, shuffle=False, repeat=False,
         num_examples=NUM_SAMPLES)))[0]
+    return generated, real.numpy()
+
+
+def test_scores_equal_an_independent_recomputation(setup, first_run):
+    _, result = first_run
+    generated, real = generated_and_real_images(setup, "validation")
     module = tf.saved_model.load(setup["module"])  # the module resizes 32 -> 299 itself
-    generated_outputs, real_outputs = module(tf.constant(generated)), module(real)
+    generated_outputs, real_outputs = module(tf.constant(generated)), module(tf.constant(real))
 
     expected_fid = reference_frechet_distance(generated_outputs["pool_3"], real_outputs["pool_3"])
     expected_score = reference_inception_score(generated_outputs["logits"])
@@ -107,6 +121,42 @@ def test_scores_equal_an_independent_recomputation(setup, first_run):
     tfgan_fid = tfgan.eval.frechet_classifier_distance_from_activations(
         tf.cast(generated_outputs["pool_3"], tf.float64), tf.cast(real_outputs["pool_3"], tf.float64))
     np.testing.assert_allclose(result["fid"], float(tfgan_fid), rtol=1e-4)
+
+
+def test_ylg_protocol_resizes_both_sides_with_the_legacy_kernel(setup):
+    output = setup["root"] / "ylg.json"
+    arguments = [argument for argument in score_arguments(setup, output) if not argument.startswith("--num")]
+    completed = run_evaluate(setup, *arguments, "--protocol=ylg", f"--num_samples={NUM_SAMPLES}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert result["protocol"] == protocols.YLG.to_dict()
+    assert result["protocol"]["num_samples"] == 32768 and result["protocol"]["resize"] == "legacy_bilinear_299"
+    assert result["classifier"]["resize"] == "legacy_bilinear_299" and result["split"] == "validation"
+    assert result["comparable"] is False
+    assert [line for line in completed.stderr.splitlines() if line.startswith("warning:")] == [
+        "warning: scores not comparable with the YLG paper's scores: num_samples=16 is below the ylg "
+        "protocol's 32768"]
+
+    # Independently: both sides resized to 299 by the NumPy reference of TF1's kernel, then the module.
+    generated, real = generated_and_real_images(setup, "validation")
+    module = tf.saved_model.load(setup["module"])
+    generated_outputs = module(tf.constant(legacy_bilinear_reference(generated, 299), tf.float32))
+    real_outputs = module(tf.constant(legacy_bilinear_reference(real, 299), tf.float32))
+    expected_fid = reference_frechet_distance(generated_outputs["pool_3"], real_outputs["pool_3"])
+    half_pixel_generated, half_pixel_real = (
+        module(tf.image.resize(images, [299, 299], method="bilinear"))["pool_3"] for images in (generated, real))
+    half_pixel_fid = reference_frechet_distance(half_pixel_generated, half_pixel_real)
+    np.testing.assert_allclose(result["fid"], expected_fid, rtol=1e-5)
+    np.testing.assert_allclose(
+        result["inception_score"], reference_inception_score(generated_outputs["logits"]), rtol=1e-5)
+    # Resized the TF2 way on both sides, FID differs far beyond that tolerance (here the fake module's 4x4
+    # pooling hides most of the shift, yet it is about 2% of FID).
+    assert abs(half_pixel_fid - result["fid"]) > 1e-3 * result["fid"]
+
+
+def test_an_unknown_protocol_is_one_line_naming_it(setup):
+    result = run_evaluate(setup, f"--workdir={setup['workdir']}", "--protocol=bogus")
+    assert_one_line_error(result, "--protocol=bogus", "standard", "ylg")
 
 
 def test_second_run_reuses_the_cached_real_statistics(setup, first_run):

@@ -101,6 +101,7 @@ def test_demo_preset_end_to_end(tmp_path):
          "comma-separated integers"),
         (["--config.model.attention_block=residual"], "needs attention='none', got attention='ylg'"),
         (["--config.training.discriminator_steps=0"], "discriminator_steps=0"),
+        (["--config.training.eval_protocol=bogus"], "eval_protocol='bogus' is not one of ('standard', 'ylg')"),
         (["--config.training.generator_ema_decy=0.9"],
          "--config.training.generator_ema_decy: the config has no field 'training.generator_ema_decy'; did you mean "
          "training.generator_ema_decay?"),

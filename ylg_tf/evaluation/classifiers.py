@@ -15,12 +15,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from ylg_tf.evaluation import builtin_classifier, inception
+from ylg_tf.evaluation import builtin_classifier, inception, resizing
 from ylg_tf.evaluation.inception import is_url, one_line
+from ylg_tf.evaluation.resizing import (  # noqa: F401  (callers name the methods through this module)
+    RESIZE_BILINEAR_299, RESIZE_BY_MODULE, RESIZE_LEGACY_BILINEAR_299)
 
 BUILTIN_SOURCE = builtin_classifier.SOURCE_NAME
-RESIZE_BY_MODULE = "module"
-RESIZE_BILINEAR_299 = "bilinear_299"
 
 
 class EvaluationError(ValueError):
@@ -50,7 +50,7 @@ def default_classifier_source(dataset):
     return BUILTIN_SOURCE if dataset == "builtin" else inception.DEFAULT_INCEPTION
 
 
-def load_evaluation_classifier(source, *, image_size, resize_to_inception_size=False,
+def load_evaluation_classifier(source, *, image_size, resize=RESIZE_BY_MODULE,
                                cache_directory=None,
                                network_timeout_seconds=inception.DEFAULT_NETWORK_TIMEOUT_SECONDS,
                                training_progress=None):
@@ -59,8 +59,10 @@ def load_evaluation_classifier(source, *, image_size, resize_to_inception_size=F
     Args:
         source: "builtin", a TF-Hub URL or a directory holding the module (SavedModel).
         image_size: resolution of the images that will be scored.
-        resize_to_inception_size: resize to 299 here (bilinear) rather than in the module; ignored for
-            the built-in classifier, which works at its own resolution.
+        resize: how images reach the module's 299x299 input, a `ylg_tf.evaluation.resizing` method:
+            "module" (the module resizes), "bilinear_299" (TF2's bilinear resize here) or
+            "legacy_bilinear_299" (TF1's, as the YLG code); ignored for the built-in classifier, which
+            works at its own resolution.
         cache_directory: cache root of the built-in classifier (see `ylg_tf.evaluation.builtin_classifier`);
             required for "builtin".
         network_timeout_seconds: how long a URL source may take to answer.
@@ -73,6 +75,10 @@ def load_evaluation_classifier(source, *, image_size, resize_to_inception_size=F
     Raises:
         inception.InceptionUnavailableError: the module cannot be reached, loaded or called.
     """
+    try:
+        resizing.check_resize_method(resize)
+    except ValueError as error:
+        raise EvaluationError(str(error)) from None
     if not isinstance(source, str) or not source:
         raise EvaluationError(
             f"classifier source must be {BUILTIN_SOURCE!r}, a TF-Hub URL or a directory, got {source!r}")
@@ -93,11 +99,12 @@ def load_evaluation_classifier(source, *, image_size, resize_to_inception_size=F
             "held_out_accuracy": metadata["held_out_accuracy"],
         }
     else:
-        resize = RESIZE_BILINEAR_299 if resize_to_inception_size else RESIZE_BY_MODULE
+        resizes_here = resize != RESIZE_BY_MODULE
         function = inception.load_classifier(
             source,
-            image_size=inception.INCEPTION_IMAGE_SIZE if resize_to_inception_size else None,
-            network_timeout_seconds=network_timeout_seconds)
+            image_size=inception.INCEPTION_IMAGE_SIZE if resizes_here else None,
+            network_timeout_seconds=network_timeout_seconds,
+            interpolation=resizing.INTERPOLATION_OF_METHOD.get(resize, resizing.BILINEAR))
         local_directory = inception.hub_cache_directory(source) if is_url(source) else source
         description = {
             "kind": "inception",
@@ -118,7 +125,7 @@ def _check_classifier_interface(function, description, image_size):
         hint = ""
         if description.get("resize") == RESIZE_BY_MODULE:
             hint = ("; a module whose input is fixed at 299x299 needs the images resized first "
-                    "(resize_to_inception_size / --resize_to_299)")
+                    "(resize='bilinear_299' / --resize_to_299, or --protocol=ylg)")
         raise inception.InceptionUnavailableError(
             f"classifier {description['source']!r} cannot be called on [N, {image_size}, {image_size}, 3] "
             f"float32 images in [-1, 1]: {one_line(error)[:300]}{hint}") from error

@@ -7,13 +7,15 @@ What is computed (spec section 5, as the originals through TF-GAN):
   reproducible and any sample can be recomputed.
 - They are scored by a classifier of `ylg_tf.evaluation.classifiers` (the TF-GAN Inception module, or the
   built-in classifier for the built-in dataset).
-- Resizing to 299: by default the images reach the Inception module at the generator's resolution and
-  the module resizes them to 299x299 itself. That is what the originals did: their evaluation called
-  `tfgan.eval.sample_and_run_inception` on 128x128 images, and TF-GAN 2.x's `run_inception` /
-  `classifier_fn_from_tfhub` pass images to the module unchanged (TF-GAN's self-attention example:
-  "Image resizing happens inside the Inception SavedModel"). `resize_to_inception_size=True` resizes
-  first instead, with `tf.image.resize` (bilinear), as TF-GAN's CIFAR example does; a local module whose
-  input is fixed at 299x299 needs it.
+- How the images are resized to Inception's 299x299, how many are scored and which real ones: the
+  evaluation protocol's choice (`ylg_tf.evaluation.protocols`). "standard" (the default): 50,000 samples,
+  the module resizes the images itself (TF-GAN 2.x's self-attention example, tensorflow/gan
+  tensorflow_gan/examples/self_attention_estimator/eval_lib.py: "Image resizing happens inside the Inception
+  SavedModel"). "ylg": what the YLG code did (giannisdaras/ylg, branch `train`, ylg/eval_lib.py
+  `get_activations`): 32,768 samples, real and generated images resized to 299x299 by the evaluation itself
+  with TF1's bilinear resize (`tf.compat.v1.image.resize`, no half-pixel centres), real images the first
+  32,768 of the validation split. A sample count, split or resize other than the protocol's is allowed and
+  recorded: the result's `deviations` list it and `comparable` is false.
 - IS (one split) from "logits" and FID (float64) from "pool_3", with the streaming accumulators of
   `ylg_tf.evaluation.metrics`: memory is O(K + D^2) whatever the number of samples. They compute what
   `tfgan.eval.classifier_score_from_logits` and `tfgan.eval.frechet_classifier_distance_from_activations`
@@ -31,7 +33,7 @@ import os
 import time
 
 from ylg_tf.config import ModelConfig
-from ylg_tf.evaluation import builtin_classifier, inception, metrics
+from ylg_tf.evaluation import builtin_classifier, inception, metrics, protocols
 from ylg_tf.evaluation.classifiers import (
     Classifier, EvaluationError, classify_in_batches, default_classifier_source, load_evaluation_classifier)
 from ylg_tf.evaluation.real_statistics import (
@@ -101,7 +103,8 @@ def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_class
 
 
 def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, dataset, split, num_samples,
-             batch_size, data_dir=None, seed=0, progress=None):
+             batch_size, data_dir=None, seed=0, progress=None, protocol=protocols.DEFAULT_PROTOCOL,
+             quantised_images=False, log=None):
     """Real-data statistics (cached in `workdir`) and the generator's IS and FID, with timings.
 
     Args:
@@ -114,16 +117,29 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
         batch_size: images per call.
         seed: latent seed of the generated samples.
         progress: optional callback(phase, done, total), phase "real" or "generated".
+        protocol: the evaluation protocol (name or `protocols.EvaluationProtocol`) the result is compared
+            with; the other arguments say what is actually done.
+        quantised_images: whether `sample_fn` returns quantised images (an exported generator's uint8).
+        log: optional callback(message), given the one-line warning when the evaluation departs from
+            the protocol, before any image is scored.
 
     Returns:
         A JSON-serialisable dict: fid, inception_score, num_samples, batch_size, seed, dataset, split,
         data_dir, image_size, inception (the classifier source), classifier (its description),
-        real_statistics {path, reused}, timings {real_statistics_seconds, sampling_seconds,
-        metric_seconds}.
+        protocol (the protocol's parameters), comparable (no deviation from the protocol), deviations
+        (a phrase per deviation), real_statistics {path, reused}, timings {real_statistics_seconds,
+        sampling_seconds, metric_seconds}.
     """
     if not isinstance(classifier, Classifier):
         raise EvaluationError(f"classifier must be a Classifier, got {type(classifier).__name__}")
     check_sample_counts(num_samples, batch_size)
+    protocol = protocols.get_protocol(protocol)
+    deviations = protocols.deviations(
+        protocol, num_samples=num_samples, split=split, resize=classifier.description.get("resize"),
+        classifier_kind=classifier.description.get("kind"), quantised_images=quantised_images)
+    warning = protocols.not_comparable_warning(protocol, deviations)
+    if warning and log is not None:
+        log(warning)
     image_size = model_config.image_size
     provenance = real_data_provenance(
         classifier, dataset=dataset, split=split, image_size=image_size, num_samples=num_samples,
@@ -155,29 +171,37 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
         "image_size": image_size,
         "inception": classifier.source,
         "classifier": dict(classifier.description),
+        "protocol": protocol.to_dict(),
+        "comparable": not deviations,
+        "deviations": deviations,
         "real_statistics": {"path": cache_path, "reused": reused},
         "timings": {"real_statistics_seconds": round(real_seconds, 3), **scores["timings"]},
     }
 
 
-def evaluate_workdir(workdir, *, num_samples, batch_size, checkpoint=None, saved_model=None, use_ema=True,
-                     classifier_source=None, classifier_cache_directory=None, resize_to_inception_size=False,
+def evaluate_workdir(workdir, *, batch_size, num_samples=None, protocol=protocols.DEFAULT_PROTOCOL,
+                     checkpoint=None, saved_model=None, use_ema=True, classifier_source=None,
+                     classifier_cache_directory=None, resize=None,
                      network_timeout_seconds=inception.DEFAULT_NETWORK_TIMEOUT_SECONDS, dataset=None,
                      split=None, data_dir=None, seed=0, progress=None, log=logging.info):
     """IS and FID of a work directory's generator (a checkpoint, or an export), with provenance and timings.
 
     Args:
         workdir: work directory (config, checkpoints, statistics cache); any tf.io.gfile path.
-        num_samples, batch_size, seed: see `evaluate`.
+        batch_size, seed: see `evaluate`.
+        num_samples: images scored on each side; default: the protocol's count.
+        protocol: the evaluation protocol's name (`ylg_tf.evaluation.protocols`) or the protocol; it
+            gives the defaults of num_samples, resize and split.
         checkpoint: checkpoint prefix or directory (default: the latest); not with `saved_model`.
         saved_model: directory of an exported generator (`ylg_tf.export`) to score instead.
         use_ema: score the moving average of G's weights when the checkpoint has one.
         classifier_source: "builtin", a TF-Hub URL or a module directory (default:
             `default_classifier_source(dataset)`).
         classifier_cache_directory: cache root of the built-in classifier (needed for "builtin").
-        resize_to_inception_size, network_timeout_seconds: see `load_evaluation_classifier`.
-        dataset, split, data_dir: the real images; default: the config's data.dataset, data.eval_split,
-            data.data_dir.
+        resize: how images reach Inception (see `load_evaluation_classifier`); default: the protocol's.
+        network_timeout_seconds: see `load_evaluation_classifier`.
+        dataset, split, data_dir: the real images; default: the config's data.dataset, the protocol's
+            split (else the config's data.eval_split), the config's data.data_dir.
         progress: optional callback(phase, done, total), e.g. `ylg_tf.progress.ProgressLine`.
         log: callback(message) for status lines (classifier, its training, statistics cache).
 
@@ -186,6 +210,9 @@ def evaluate_workdir(workdir, *, num_samples, batch_size, checkpoint=None, saved
         timings restore_seconds, load_classifier_seconds, total_seconds.
     """
     start = time.perf_counter()
+    protocol = protocols.get_protocol(protocol)
+    num_samples = protocol.num_samples if num_samples is None else num_samples
+    resize = resize or protocol.resize
     check_sample_counts(num_samples, batch_size)
     if saved_model and checkpoint:
         raise EvaluationError(
@@ -203,13 +230,13 @@ def evaluate_workdir(workdir, *, num_samples, batch_size, checkpoint=None, saved
     restore_seconds = time.perf_counter() - start
 
     dataset = dataset or config.data.dataset
-    split = split or config.data.eval_split
+    split = split or protocol.split or config.data.eval_split
     data_dir = config.data.data_dir if data_dir is None else data_dir
     source = classifier_source or default_classifier_source(dataset)
     loading_start = time.perf_counter()
     log(f"classifier: {source}")
     classifier = load_evaluation_classifier(
-        source, image_size=config.model.image_size, resize_to_inception_size=resize_to_inception_size,
+        source, image_size=config.model.image_size, resize=resize,
         cache_directory=classifier_cache_directory, network_timeout_seconds=network_timeout_seconds,
         training_progress=lambda done, loss: log(
             f"training the built-in classifier (once, then cached): step {done}/"
@@ -219,7 +246,7 @@ def evaluate_workdir(workdir, *, num_samples, batch_size, checkpoint=None, saved
     result = evaluate(
         sample_fn, classifier, workdir=workdir, model_config=config.model, dataset=dataset, split=split,
         num_samples=num_samples, batch_size=batch_size, data_dir=data_dir or None, seed=seed,
-        progress=progress)
+        progress=progress, protocol=protocol, quantised_images=bool(saved_model), log=log)
     statistics = result["real_statistics"]
     log(f"real-data statistics: {'reused' if statistics['reused'] else 'computed and cached in'} "
         f"{statistics['path']}")
@@ -256,5 +283,8 @@ def result_summary(result):
     classifier_note = f", classifier held-out accuracy {accuracy:.3f}" if accuracy is not None else ""
     generator_note = (f"step {result['step']}" if result.get("step") is not None
                       else f"export {result.get('saved_model')}")
+    protocol = result.get("protocol", {}).get("name")
+    protocol_note = "" if protocol is None else (
+        f", protocol {protocol}{'' if result.get('comparable') else ' (not comparable)'}")
     return (f"FID {result['fid']:.4f}  IS {result['inception_score']:.4f}  ({result['num_samples']} samples, "
-            f"{generator_note}, classifier {result['inception']}{classifier_note})")
+            f"{generator_note}, classifier {result['inception']}{classifier_note}{protocol_note})")

@@ -12,11 +12,15 @@ outputs get the same treatment (select `logits`/`pool_3`, flatten to [N, feature
 function itself is not used because it calls `tensorflow_hub.load` on every batch, re-reading the
 SavedModel each time in eager mode; here the module is loaded once.
 
-Resizing: by default images are resized to 299x299 with bilinear interpolation (`tf.image.resize`,
-as TF-GAN's CIFAR example does before `tfgan.eval.inception_score`). The TF-Hub module also resizes
-internally, so a 299x299 input is passed through unchanged; the YLG/SAGAN originals fed their
-128x128 images straight in (TF-GAN's self-attention example: "Image resizing happens inside the
-Inception SavedModel"). `image_size=None` reproduces that exactly, leaving the resize to the module.
+Resizing: by default images are resized to 299x299 with TF2's bilinear resize (`tf.image.resize`,
+half-pixel centres, as TF-GAN's CIFAR example does before `tfgan.eval.inception_score`);
+`interpolation="legacy_bilinear"` uses TF1's instead (no half-pixel centres), as the YLG code did
+(giannisdaras/ylg, branch `train`, ylg/eval_lib.py `get_activations`: `tf.compat.v1.image.resize` to
+299x299 before `tfgan.eval.sample_and_run_inception`); see `ylg_tf.evaluation.resizing`. The TF-Hub module
+also resizes internally, so a 299x299 input is passed through unchanged, and `image_size=None` leaves the
+resize to the module, as TF-GAN 2.x's self-attention example does (tensorflow/gan,
+tensorflow_gan/examples/self_attention_estimator/eval_lib.py: "Image resizing happens inside the Inception
+SavedModel"). Which one an evaluation uses is its protocol's choice (`ylg_tf.evaluation.protocols`).
 
 Without network a URL source fails within about `network_timeout_seconds` (a probe with that timeout
 runs before tensorflow_hub's own download, which has none) with an `InceptionUnavailableError` whose
@@ -36,6 +40,8 @@ import urllib.request
 import warnings
 
 import tensorflow as tf
+
+from ylg_tf.evaluation import resizing
 
 with warnings.catch_warnings():  # tensorflow-hub 0.16.1 imports pkg_resources, which setuptools 80 deprecates
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -66,14 +72,16 @@ def one_line(value):
 
 
 def load_classifier(source=DEFAULT_INCEPTION, image_size=INCEPTION_IMAGE_SIZE,
-                    network_timeout_seconds=DEFAULT_NETWORK_TIMEOUT_SECONDS):
+                    network_timeout_seconds=DEFAULT_NETWORK_TIMEOUT_SECONDS, interpolation=resizing.BILINEAR):
     """Loads the Inception module once and returns a function of images.
 
     Args:
         source: TF-Hub URL or directory of the unpacked module (SavedModel).
-        image_size: side the images are resized to (bilinear) before the module, or None to pass
-            them unresized (the module then resizes them itself, as in the originals).
+        image_size: side the images are resized to before the module, or None to pass them unresized
+            (the module then resizes them itself, as TF-GAN 2.x's self-attention example).
         network_timeout_seconds: how long a URL source may take to answer before giving up.
+        interpolation: "bilinear" (TF2's `tf.image.resize`) or "legacy_bilinear" (TF1's
+            `tf.compat.v1.image.resize`, as the YLG code); see `ylg_tf.evaluation.resizing`.
 
     Returns:
         `classifier(images)`: images [N, H, W, 3] float in [-1, 1] (array or tensor) ->
@@ -87,6 +95,8 @@ def load_classifier(source=DEFAULT_INCEPTION, image_size=INCEPTION_IMAGE_SIZE,
     if image_size is not None and (
             isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
         raise ValueError(f"image_size must be a positive integer or None, got {image_size!r}.")
+    if interpolation not in resizing.INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {resizing.INTERPOLATIONS}, got {interpolation!r}.")
     if not network_timeout_seconds > 0:
         raise ValueError(
             f"network_timeout_seconds must be positive, got {network_timeout_seconds!r}.")
@@ -108,7 +118,7 @@ def load_classifier(source=DEFAULT_INCEPTION, image_size=INCEPTION_IMAGE_SIZE,
     @tf.function(reduce_retracing=image_size is not None, autograph=False)
     def classify(images):  # [N, H, W, 3]
         if image_size is not None:
-            images = tf.image.resize(images, [image_size, image_size], method="bilinear")
+            images = resizing.resize_images(images, image_size, interpolation)
         outputs = module(images)
         if not isinstance(outputs, dict) or any(field not in outputs for field in OUTPUT_FIELDS):
             found = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
