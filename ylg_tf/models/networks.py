@@ -232,6 +232,12 @@ class ConfiguredNetwork(tf_keras.Model):
 
     network = None  # "generator" or "discriminator"
 
+    def __init__(self, model_config: ModelConfig, **kwargs):
+        kwargs.setdefault("name", self.network)
+        super().__init__(**kwargs)
+        check_attention_channels(model_config)
+        self.model_config = model_config
+
     def get_config(self):
         return {"model_config": dataclasses.asdict(self.model_config), "name": self.name}
 
@@ -308,10 +314,7 @@ class Generator(ConfiguredNetwork):
     network = "generator"
 
     def __init__(self, model_config: ModelConfig, **kwargs):
-        kwargs.setdefault("name", "generator")
-        super().__init__(**kwargs)
-        check_attention_channels(model_config)
-        self.model_config = model_config
+        super().__init__(model_config, **kwargs)
         architecture = ARCHITECTURES[model_config.image_size]
         gf = model_config.generator_channels
         normalize = model_config.generator_spectral_norm
@@ -380,10 +383,7 @@ class Discriminator(ConfiguredNetwork):
     network = "discriminator"
 
     def __init__(self, model_config: ModelConfig, **kwargs):
-        kwargs.setdefault("name", "discriminator")
-        super().__init__(**kwargs)
-        check_attention_channels(model_config)
-        self.model_config = model_config
+        super().__init__(model_config, **kwargs)
         architecture = ARCHITECTURES[model_config.image_size]
         df = model_config.discriminator_channels
         multipliers = architecture.discriminator_multipliers

@@ -52,21 +52,16 @@ class ConditionalBatchNormalization(tf_keras.layers.Layer):
             if self.synchronized
             else tf.VariableAggregation.MEAN
         )
-        self.moving_mean = self.add_weight(
-            name="moving_mean",
-            shape=(channels,),
-            initializer="zeros",
-            trainable=False,
-            synchronization=tf.VariableSynchronization.ON_WRITE,
-            aggregation=statistics_aggregation,
-        )
-        self.moving_variance = self.add_weight(
-            name="moving_variance",
-            shape=(channels,),
-            initializer="ones",
-            trainable=False,
-            synchronization=tf.VariableSynchronization.ON_WRITE,
-            aggregation=statistics_aggregation,
+        self.moving_mean, self.moving_variance = (
+            self.add_weight(
+                name=name,
+                shape=(channels,),
+                initializer=initializer,
+                trainable=False,
+                synchronization=tf.VariableSynchronization.ON_WRITE,
+                aggregation=statistics_aggregation,
+            )
+            for name, initializer in (("moving_mean", "zeros"), ("moving_variance", "ones"))
         )
         super().build(input_shape)
 

@@ -2,10 +2,12 @@
 
 Layout:
   DIR/config.json        the resolved ExperimentConfig
+  DIR/runtime.json       what each start of training ran on (`ylg_tf.storage.runtime_record`)
   DIR/checkpoints/       tf.train.CheckpointManager checkpoints ("ckpt-<step>"), the last CHECKPOINTS_KEPT
   DIR/samples/           image grids written during training
   DIR/summaries/         TensorBoard event files
   DIR/export/            the SavedModel of the generator
+  DIR/evaluation/        scores (step_<step>.json, export.json) and the real-data statistics cache
 
 What one checkpoint holds, and its step, is `ylg_tf.storage.checkpoint_layout`; this module says where the
 checkpoints of a work directory live, how many are kept (`checkpoint_manager`, the one CheckpointManager

@@ -16,6 +16,7 @@ import tensorflow as tf
 from ylg_tf.pictures import image_grid, png_bytes, upscale
 from ylg_tf.storage import files
 from ylg_tf.storage.export import export_generator
+from ylg_tf.storage.workdir import CHECKPOINT_NAME
 from ylg_tf.training.stop_request import run_in_worker
 from ylg_tf.training.trainer import METRIC_NAMES
 
@@ -165,10 +166,11 @@ class CheckpointSaver:
             )
         self.lock.check_held()
         directory = self.manager.directory
+        name = f"{CHECKPOINT_NAME}-{step}"
         self.path = written(
-            f"checkpoint ckpt-{step} in {directory}",
+            f"checkpoint {name} in {directory}",
             lambda: self.manager.save(checkpoint_number=step),
-            (f"ckpt-{step}_temp", f"ckpt-{step}.*", "*.tmp*"),
+            (f"{name}_temp", f"{name}.*", "*.tmp*"),
             directory,
         )
         return self.path

@@ -223,7 +223,7 @@ def _remove_stale_files(workdir, log):
         indexed = {os.path.basename(path) for path in workdirs.checkpoints_on_disk(workdir)}
         for name in sorted(tf.io.gfile.listdir(directory)):
             stem, separator, _ = name.partition(".data-")
-            if separator and stem.startswith("ckpt-") and stem not in indexed:
+            if separator and stem.startswith(f"{workdirs.CHECKPOINT_NAME}-") and stem not in indexed:
                 tf.io.gfile.remove(os.path.join(directory, name))
                 removed.append(os.path.join(directory, name))
     if removed:
