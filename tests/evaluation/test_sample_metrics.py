@@ -235,6 +235,19 @@ def test_identical_sets_have_full_precision_recall_coverage_and_unit_density():
         assert density == pytest.approx(1.0, abs=1e-12)
 
 
+def test_balls_are_closed_for_precision_and_recall_and_open_for_density_and_coverage():
+    # Integer points, so every squared distance is exact: with k = 1 all radii are 1, generated 2 lies on
+    # the boundary of real 1's ball and real 1 on the boundary of generated 2's ball.
+    real = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [11.0, 0.0]])
+    generated = np.array([[2.0, 0.0], [3.0, 0.0]])
+    assert tuple(sample_metrics.precision_and_recall(real, generated, k=1)) == (0.5, 0.25)
+    assert tuple(sample_metrics.precision_and_recall(real, generated, k=1)) == (
+        reference_precision_recall(real, generated, k=1))
+    assert tuple(sample_metrics.density_and_coverage(real, generated, k=1)) == (0.0, 0.0)
+    assert tuple(sample_metrics.density_and_coverage(real, generated, k=1)) == (
+        reference_density_coverage(real, generated, k=1))
+
+
 def test_far_apart_sets_score_zero():
     real = gaussian_features(seed=26, count=40, dimension=3)
     generated = gaussian_features(seed=27, count=30, dimension=3, shift=100.0)
