@@ -13,7 +13,7 @@ Kernel Inception Distance (Binkowski, Sutherland, Arbel & Gretton, "Demystifying
                   - 2 sum_{i, j} k(x_i, y_j) / (m n).
     `kernel_inception_distance` averages it over `num_subsets` random subsets of `subset_size` rows of
     each set (each subset drawn without replacement, independently of the others), as the paper's code
-    does (1000 rows, 100 subsets is the common setting). It reports the mean, the standard deviation of
+    does; the defaults are 100 subsets of 1000 rows. It reports the mean, the standard deviation of
     the subset estimates (what papers usually print as "KID +- x") and the standard error
     std / sqrt(num_subsets), TF-GAN's formula. Subsets overlap, so that standard error understates the
     estimator's sampling error; the standard deviation is the conservative figure.
@@ -36,10 +36,12 @@ Density and coverage (Naeem, Oh, Uh, Choi & Yoo, ICML 2020), k = 5 by default, o
     Strict "<" as the authors' code (prdc): density of a set against itself is then exactly 1, each ball
     holding its centre and the k - 1 neighbours strictly inside it. Density is not bounded by 1.
 
-Distances for the nearest-neighbour metrics are compared squared (the root is monotone, and skipping it
-keeps ties exact), as |a|^2 + |b|^2 - 2 a.b in float64: in float32 that expansion loses about 1e-7 of
-|a|^2 to rounding, which for pool_3 features (norms much larger than the gaps between close neighbours)
-is enough to move samples across a ball's boundary.
+Distances for the nearest-neighbour metrics are compared squared (the root is monotone; skipping it saves
+a rounding step that can merge distinct values), computed as |a|^2 + |b|^2 - 2 a.b with one matrix product
+per block. That expansion carries an absolute error of about eps * (|a|^2 + |b|^2), large against a small
+squared distance between two long vectors; float64 (eps 1e-16 rather than float32's 1e-7) keeps samples
+from moving across a ball's boundary by rounding, at about twice the time (5k x 5k rows of 2048 features:
+about 7 s for precision and recall on 2 CPU cores).
 
 Per-class FID (`per_class_frechet_distance`): FID between the rows of each label, for class-conditional
 generators, with `metrics.ActivationStatistics` and `metrics.frechet_distance_from_statistics` (TF-GAN's
@@ -72,11 +74,15 @@ class KernelDistance(NamedTuple):
 
 
 class PrecisionRecall(NamedTuple):
+    """Improved precision (generated samples inside the real manifold) and recall (the converse)."""
+
     precision: float
     recall: float
 
 
 class DensityCoverage(NamedTuple):
+    """Density (mean real-ball count per generated sample, over k) and coverage (real balls hit)."""
+
     density: float
     coverage: float
 
