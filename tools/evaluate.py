@@ -3,7 +3,8 @@
 Usage:
   python tools/evaluate.py --workdir=DIR [--checkpoint=PATH | --saved_model=DIR] [--protocol=standard|ylg]
       [--num_samples=N] [--batch_size=64] [--dataset=NAME --split=NAME --data_dir=DIR]
-      [--inception=URL|DIR|builtin] [--resize_to_299] [--output=FILE.json]
+      [--inception=URL|DIR|builtin] [--resize_to_299] [--metrics=kid,precision_recall,density_coverage]
+      [--per_class] [--output=FILE.json]
 
 Samples come from G in inference mode with z ~ N(0, I) and uniform random classes. IS (one split, as
 the originals) uses the classifier's `logits`, FID its `pool_3`, in float64, streamed in batches so
@@ -17,6 +18,12 @@ the validation split, both resized to 299x299 here with TF1's bilinear resize (`
 no half-pixel centres). The protocol's parameters go into the result JSON; a --num_samples, --split or
 resize other than the protocol's prints a one-line warning and records `"comparable": false` with the
 `deviations`, since FID depends on the sample count (fewer samples bias it upwards).
+
+--metrics adds scores that need every feature row, on the same images (`ylg_tf.evaluation.sample_metrics`):
+kid (Kernel Inception Distance, unbiased, mean and spread over 100 subsets of min(1000, N) images),
+precision_recall (improved precision and recall, k = 3) and density_coverage (k = 5), all in the
+classifier's pool_3 features; --per_class adds FID per class of a class-conditional generator. They hold
+N x 2048 features of each side in memory (400 MB each at 50,000) and classify the real images once more.
 
 Real-data statistics are computed once per dataset, split, resolution, sample count and classifier (its
 resize included) and cached in DIR/evaluation/real_statistics/. The result is written as JSON (default:
@@ -85,6 +92,9 @@ flags.DEFINE_string(
 flags.DEFINE_float("network_timeout", inception.DEFAULT_NETWORK_TIMEOUT_SECONDS,
                    "Seconds a TF-Hub URL may take to answer before giving up.")
 flags.DEFINE_integer("seed", 0, "Seed of the generated latents and labels.")
+flags.DEFINE_list("metrics", [], "More scores on the same images, comma-separated: kid, precision_recall, "
+                  "density_coverage.")
+flags.DEFINE_bool("per_class", False, "Also FID per class (class-conditional generators).")
 flags.DEFINE_string("output", None, "JSON result file; default DIR/evaluation/step_<step>.json (export.json "
                     "for --saved_model).")
 FLAGS = flags.FLAGS
@@ -96,6 +106,11 @@ def main(argv):
         files.check_directory_can_be_made(os.path.dirname(FLAGS.output))  # now, not after the sampling
     if FLAGS.dataset is not None:
         datasets.dataset_info(FLAGS.dataset)  # an unknown name fails before any classifier is fetched
+    metric_names = FLAGS.metrics + (["per_class_fid"] if FLAGS.per_class else [])
+    try:
+        evaluate.check_metric_names(metric_names)
+    except classifiers.EvaluationError as error:
+        raise classifiers.EvaluationError(f"--metrics={','.join(FLAGS.metrics)}: {error}") from None
     if FLAGS.classifier_cache:
         try:
             files.check_directory_can_be_made(FLAGS.classifier_cache)
@@ -109,7 +124,7 @@ def main(argv):
         resize=resizing.RESIZE_BILINEAR_299 if FLAGS.resize_to_299 else None,
         network_timeout_seconds=FLAGS.network_timeout,
         dataset=FLAGS.dataset, split=FLAGS.split, data_dir=FLAGS.data_dir, seed=FLAGS.seed,
-        progress=progress.ProgressLine(sys.stderr), log=lambda message: print(message, file=sys.stderr))
+        extra_metrics=metric_names, progress=progress.ProgressLine(sys.stderr), log=lambda message: print(message, file=sys.stderr))
     output = evaluate.write_result(result, FLAGS.output)
     print(evaluate.result_summary(result))
     print(f"wrote {output}")

@@ -17,7 +17,7 @@ from metric_references import reference_frechet_distance, reference_inception_sc
 from resize_references import legacy_bilinear_reference
 from tool_runner import assert_one_line_error, run_tool
 from ylg_tf.data import datasets
-from ylg_tf.evaluation import protocols, samples
+from ylg_tf.evaluation import protocols, sample_metrics, samples
 from ylg_tf.storage import workdir
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
 from ylg_tf.models.networks import Discriminator, Generator
@@ -237,3 +237,48 @@ def test_classifier_cache_default_comes_from_the_environment(monkeypatch, tmp_pa
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert command_line.default_classifier_cache_directory() == str(tmp_path / "home" / ".cache" / "ylg_tf")
+
+
+def test_more_metrics_equal_the_sample_metrics_of_recomputed_features(setup):
+    output = setup["root"] / "more.json"
+    completed = run_evaluate(setup, *score_arguments(setup, output), "--metrics=kid,precision_recall,density_coverage",
+                             "--per_class")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert "real features images: 16/16 (100%)" in completed.stderr  # the second pass over the real images
+
+    # Independently: the same images through the module, then the metrics on the full feature arrays.
+    config = setup["config"]
+    generated, real = generated_and_real_images(setup, "validation")
+    module = tf.saved_model.load(setup["module"])
+    generated_pool = module(tf.constant(generated))["pool_3"].numpy()
+    real_pool = module(tf.constant(real))["pool_3"].numpy()
+    generated_labels = np.concatenate([
+        samples.sample_latents(index, BATCH_SIZE, config.model.num_classes, config.model.z_dim)[1].numpy()
+        for index in range(NUM_SAMPLES // BATCH_SIZE)])
+    real_labels = next(iter(datasets.make_dataset(
+        "builtin", split="validation", image_size=32, batch_size=NUM_SAMPLES, shuffle=False, repeat=False,
+        num_examples=NUM_SAMPLES)))[1].numpy()
+
+    kid = sample_metrics.kernel_inception_distance(generated_pool, real_pool, subset_size=NUM_SAMPLES, seed=0)
+    np.testing.assert_allclose(result["kid"]["mean"], kid.mean, rtol=1e-4, atol=1e-7)
+    assert result["kid"]["subset_size"] == NUM_SAMPLES  # min(1000, N)
+    precision_recall = sample_metrics.precision_and_recall(real_pool, generated_pool)
+    density_coverage = sample_metrics.density_and_coverage(real_pool, generated_pool)
+    for name, value in (*precision_recall._asdict().items(), *density_coverage._asdict().items()):
+        np.testing.assert_allclose(result[name], value, atol=1e-9, err_msg=name)
+    # Per-class FID for each of the generator's 4 classes with at least 2 images on both sides.
+    covered = [label for label in range(config.model.num_classes)
+               if min(np.sum(real_labels == label), np.sum(generated_labels == label)) >= 2]
+    assert covered and sorted(result["per_class_fid"], key=int) == [str(label) for label in covered]
+    assert result["per_class_fid_skipped"] == [label for label in range(4) if label not in covered]
+    for label in covered:
+        expected = reference_frechet_distance(real_pool[real_labels == label],
+                                              generated_pool[generated_labels == label])
+        np.testing.assert_allclose(result["per_class_fid"][str(label)], expected, rtol=1e-4)
+    assert f"KID {result['kid']['mean']:.4f}" in completed.stdout and "precision" in completed.stdout
+
+
+def test_an_unknown_metric_is_one_line_naming_it(setup):
+    result = run_evaluate(setup, f"--workdir={setup['workdir']}", "--metrics=kid,bogus")
+    assert_one_line_error(result, "--metrics=kid,bogus", "unknown metric 'bogus'", "precision_recall")

@@ -21,6 +21,9 @@ What is computed (spec section 5, as the originals through TF-GAN):
   `tfgan.eval.classifier_score_from_logits` and `tfgan.eval.frechet_classifier_distance_from_activations`
   compute on the full arrays (tests/evaluation/test_metrics.py and test_evaluate.py check this).
 - The real images' statistics come from the cache of `ylg_tf.evaluation.real_statistics`.
+- On request (`extra_metrics`, SAMPLE_QUALITY_METRICS), the metrics that need every feature row
+  (`ylg_tf.evaluation.sample_metrics`: KID, precision/recall, density/coverage, per-class FID) are scored on
+  the same generated images and the same first real images (their features: one more classifier pass).
 
 `evaluate_workdir` is the whole job of tools/evaluate.py (restore or load the generator, load the
 classifier, score, record provenance and timings); `write_result` stores its JSON. Every file is read and
@@ -32,20 +35,26 @@ import logging
 import os
 import time
 
+import numpy as np
+
 from ylg_tf.config import ModelConfig
-from ylg_tf.evaluation import builtin_classifier, inception, metrics, protocols
+from ylg_tf.evaluation import builtin_classifier, inception, metrics, protocols, sample_metrics
 from ylg_tf.evaluation.classifiers import (
     Classifier, EvaluationError, classify_in_batches, default_classifier_source, load_evaluation_classifier)
 from ylg_tf.evaluation.real_statistics import (
-    EVALUATION_DIRECTORY, make_real_batches, real_data_provenance, real_statistics, real_statistics_path)
+    EVALUATION_DIRECTORY, make_real_batches, real_data_provenance, real_features, real_statistics,
+    real_statistics_path)
 from ylg_tf.evaluation.samples import (
     check_sample_counts, exported_sample_function, generator_sample_function, sample_latents)
 from ylg_tf.storage import export, files
 from ylg_tf.storage import workdir as workdirs
 
+# The metrics beyond IS and FID that need every feature row (`ylg_tf.evaluation.sample_metrics`).
+SAMPLE_QUALITY_METRICS = ("kid", "precision_recall", "density_coverage", "per_class_fid")
+
 
 def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_classes, z_dim,
-                       real_statistics, seed=0, progress=None):
+                       real_statistics, seed=0, progress=None, keep_features=False):
     """IS and FID of `num_samples` generated images, streamed in batches.
 
     Args:
@@ -58,10 +67,12 @@ def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_class
         seed: latent seed (see `sample_latents`); batch i uses `sample_latents(i, batch_size, ...)`
             and the last batch keeps its first rows only.
         progress: optional callback(done, total) after each batch.
+        keep_features: also return the generated images' pool_3 rows and labels (for `sample_quality_scores`).
 
     Returns:
         {"fid": float, "inception_score": float, "num_samples": int,
-         "timings": {"sampling_seconds": ..., "metric_seconds": ...}} (sampling includes classifying).
+         "timings": {"sampling_seconds": ..., "metric_seconds": ...}} (sampling includes classifying), and
+        with keep_features "features": (pool_3 float32 [N, D], labels int32 [N]).
     """
     check_sample_counts(num_samples, batch_size)
     start = time.perf_counter()
@@ -71,6 +82,7 @@ def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_class
     function = classifier.function if isinstance(classifier, Classifier) else classifier
     logits_accumulator = None
     generated_statistics = None
+    kept_features, kept_labels = [], []
     done = 0
     batch_index = 0
     while done < num_samples:
@@ -84,6 +96,9 @@ def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_class
             generated_statistics = metrics.ActivationStatistics(pool.shape[1])
         logits_accumulator.update(logits)
         generated_statistics.update(pool)
+        if keep_features:
+            kept_features.append(np.asarray(pool, np.float32))
+            kept_labels.append(np.asarray(labels)[:rows].astype(np.int32))
         done += rows
         batch_index += 1
         if progress is not None:
@@ -91,7 +106,7 @@ def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_class
     sampling_seconds = time.perf_counter() - start
     fid = metrics.frechet_distance_from_statistics(generated_statistics, real_statistics)
     inception_score = metrics.inception_score_from_accumulator(logits_accumulator)
-    return {
+    scores = {
         "fid": fid,
         "inception_score": inception_score,
         "num_samples": num_samples,
@@ -100,11 +115,57 @@ def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_class
             "metric_seconds": round(time.perf_counter() - start - sampling_seconds, 3),
         },
     }
+    if keep_features:
+        scores["features"] = (np.concatenate(kept_features), np.concatenate(kept_labels))
+    return scores
+
+
+def check_metric_names(names):
+    """The names, checked against SAMPLE_QUALITY_METRICS (EvaluationError naming an unknown one)."""
+    names = tuple(names)
+    unknown = [name for name in names if name not in SAMPLE_QUALITY_METRICS]
+    if unknown:
+        raise EvaluationError(f"unknown metric {unknown[0]!r}: choose from {', '.join(SAMPLE_QUALITY_METRICS)}")
+    return names
+
+
+def sample_quality_scores(names, real, generated, num_classes, seed=0):
+    """The metrics of `ylg_tf.evaluation.sample_metrics` named in `names` (SAMPLE_QUALITY_METRICS).
+
+    real, generated: (pool_3 features [N, D], labels [N]). KID compares generated with real images over
+    subsets of min(1000, N) rows; per-class FID covers each of the generator's classes with at least 2
+    images on both sides (the others are listed in per_class_fid_skipped).
+    Returns a JSON-ready dict: kid {mean, standard_deviation, standard_error, subset_size, num_subsets},
+    precision, recall, density, coverage, per_class_fid {"class": FID}, per_class_fid_skipped [classes].
+    """
+    (real_pool, real_labels), (generated_pool, generated_labels) = real, generated
+    scores = {}
+    if "kid" in names:
+        subset_size = min(sample_metrics.DEFAULT_KID_SUBSET_SIZE, len(real_pool), len(generated_pool))
+        kid = sample_metrics.kernel_inception_distance(
+            generated_pool, real_pool, subset_size=subset_size, seed=seed)
+        scores["kid"] = dict(kid._asdict(), subset_size=subset_size,
+                             num_subsets=sample_metrics.DEFAULT_KID_NUM_SUBSETS)
+    if "precision_recall" in names:
+        scores.update(sample_metrics.precision_and_recall(real_pool, generated_pool)._asdict())
+    if "density_coverage" in names:
+        scores.update(sample_metrics.density_and_coverage(real_pool, generated_pool)._asdict())
+    if "per_class_fid" in names:
+        real_counts = np.bincount(real_labels, minlength=num_classes)[:num_classes]
+        generated_counts = np.bincount(generated_labels, minlength=num_classes)[:num_classes]
+        covered = [label for label in range(num_classes) if min(real_counts[label], generated_counts[label]) >= 2]
+        real_rows, generated_rows = np.isin(real_labels, covered), np.isin(generated_labels, covered)
+        distances = sample_metrics.per_class_frechet_distance(
+            real_pool[real_rows], real_labels[real_rows],
+            generated_pool[generated_rows], generated_labels[generated_rows]) if covered else {}
+        scores["per_class_fid"] = {str(label): value for label, value in distances.items()}
+        scores["per_class_fid_skipped"] = [label for label in range(num_classes) if label not in covered]
+    return scores
 
 
 def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, dataset, split, num_samples,
              batch_size, data_dir=None, seed=0, progress=None, protocol=protocols.DEFAULT_PROTOCOL,
-             quantised_images=False, log=None):
+             quantised_images=False, extra_metrics=(), log=None):
     """Real-data statistics (cached in `workdir`) and the generator's IS and FID, with timings.
 
     Args:
@@ -120,6 +181,8 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
         protocol: the evaluation protocol (name or `protocols.EvaluationProtocol`) the result is compared
             with; the other arguments say what is actually done.
         quantised_images: whether `sample_fn` returns quantised images (an exported generator's uint8).
+        extra_metrics: names from SAMPLE_QUALITY_METRICS, scored on the same images (`sample_quality_scores`;
+            the real images' features take one more classifier pass, phase "real features").
         log: optional callback(message), given the one-line warning when the evaluation departs from
             the protocol, before any image is scored.
 
@@ -128,11 +191,13 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
         data_dir, image_size, inception (the classifier source), classifier (its description),
         protocol (the protocol's parameters), comparable (no deviation from the protocol), deviations
         (a phrase per deviation), real_statistics {path, reused}, timings {real_statistics_seconds,
-        sampling_seconds, metric_seconds}.
+        sampling_seconds, metric_seconds}; with extra_metrics, their scores and timings real_features_seconds,
+        sample_quality_seconds.
     """
     if not isinstance(classifier, Classifier):
         raise EvaluationError(f"classifier must be a Classifier, got {type(classifier).__name__}")
     check_sample_counts(num_samples, batch_size)
+    extra_metrics = check_metric_names(extra_metrics)
     protocol = protocols.get_protocol(protocol)
     deviations = protocols.deviations(
         protocol, num_samples=num_samples, split=split, resize=classifier.description.get("resize"),
@@ -158,7 +223,20 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
     real_seconds = time.perf_counter() - start
     scores = evaluate_generator(
         sample_fn, classifier, num_samples, batch_size, model_config.num_classes, model_config.z_dim,
-        real, seed=seed, progress=phase_progress("generated"))
+        real, seed=seed, progress=phase_progress("generated"), keep_features=bool(extra_metrics))
+    extra_scores, extra_timings = {}, {}
+    if extra_metrics:
+        start = time.perf_counter()
+        real_rows = real_features(
+            classifier,
+            lambda: make_real_batches(dataset, split=split, image_size=image_size, num_samples=num_samples,
+                                      batch_size=batch_size, data_dir=data_dir, with_labels=True),
+            num_samples, progress=phase_progress("real features"))
+        extra_timings["real_features_seconds"] = round(time.perf_counter() - start, 3)
+        start = time.perf_counter()
+        extra_scores = sample_quality_scores(
+            extra_metrics, real_rows, scores.pop("features"), model_config.num_classes, seed=seed)
+        extra_timings["sample_quality_seconds"] = round(time.perf_counter() - start, 3)
     return {
         "fid": scores["fid"],
         "inception_score": scores["inception_score"],
@@ -175,7 +253,8 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
         "comparable": not deviations,
         "deviations": deviations,
         "real_statistics": {"path": cache_path, "reused": reused},
-        "timings": {"real_statistics_seconds": round(real_seconds, 3), **scores["timings"]},
+        **extra_scores,
+        "timings": {"real_statistics_seconds": round(real_seconds, 3), **scores["timings"], **extra_timings},
     }
 
 
@@ -183,7 +262,7 @@ def evaluate_workdir(workdir, *, batch_size, num_samples=None, protocol=protocol
                      checkpoint=None, saved_model=None, use_ema=True, classifier_source=None,
                      classifier_cache_directory=None, resize=None,
                      network_timeout_seconds=inception.DEFAULT_NETWORK_TIMEOUT_SECONDS, dataset=None,
-                     split=None, data_dir=None, seed=0, progress=None, log=logging.info):
+                     split=None, data_dir=None, seed=0, extra_metrics=(), progress=None, log=logging.info):
     """IS and FID of a work directory's generator (a checkpoint, or an export), with provenance and timings.
 
     Args:
@@ -202,6 +281,7 @@ def evaluate_workdir(workdir, *, batch_size, num_samples=None, protocol=protocol
         network_timeout_seconds: see `load_evaluation_classifier`.
         dataset, split, data_dir: the real images; default: the config's data.dataset, the protocol's
             split (else the config's data.eval_split), the config's data.data_dir.
+        extra_metrics: see `evaluate`.
         progress: optional callback(phase, done, total), e.g. `ylg_tf.progress.ProgressLine`.
         log: callback(message) for status lines (classifier, its training, statistics cache).
 
@@ -214,6 +294,7 @@ def evaluate_workdir(workdir, *, batch_size, num_samples=None, protocol=protocol
     num_samples = protocol.num_samples if num_samples is None else num_samples
     resize = resize or protocol.resize
     check_sample_counts(num_samples, batch_size)
+    extra_metrics = check_metric_names(extra_metrics)
     if saved_model and checkpoint:
         raise EvaluationError(
             f"give a checkpoint or an exported generator (saved_model), not both: checkpoint={checkpoint!r}, "
@@ -246,7 +327,8 @@ def evaluate_workdir(workdir, *, batch_size, num_samples=None, protocol=protocol
     result = evaluate(
         sample_fn, classifier, workdir=workdir, model_config=config.model, dataset=dataset, split=split,
         num_samples=num_samples, batch_size=batch_size, data_dir=data_dir or None, seed=seed,
-        progress=progress, protocol=protocol, quantised_images=bool(saved_model), log=log)
+        progress=progress, protocol=protocol, quantised_images=bool(saved_model), extra_metrics=extra_metrics,
+        log=log)
     statistics = result["real_statistics"]
     log(f"real-data statistics: {'reused' if statistics['reused'] else 'computed and cached in'} "
         f"{statistics['path']}")
@@ -286,5 +368,10 @@ def result_summary(result):
     protocol = result.get("protocol", {}).get("name")
     protocol_note = "" if protocol is None else (
         f", protocol {protocol}{'' if result.get('comparable') else ' (not comparable)'}")
-    return (f"FID {result['fid']:.4f}  IS {result['inception_score']:.4f}  ({result['num_samples']} samples, "
+    extra = "".join(
+        f"  {label} {value:.4f}" for label, value in (
+            ("KID", result.get("kid", {}).get("mean")), ("precision", result.get("precision")),
+            ("recall", result.get("recall")), ("density", result.get("density")),
+            ("coverage", result.get("coverage"))) if value is not None)
+    return (f"FID {result['fid']:.4f}  IS {result['inception_score']:.4f}{extra}  ({result['num_samples']} samples, "
             f"{generator_note}, classifier {result['inception']}{classifier_note}{protocol_note})")

@@ -3,6 +3,7 @@
 They are computed once per dataset, split, data directory, resolution, sample count and classifier, saved
 under `<workdir>/evaluation/real_statistics/` with that provenance, and reused while it matches. The real
 images are the first `num_samples` of the split, in order, preprocessed by `ylg_tf.data.datasets`.
+`real_features` gives the same images' pool_3 rows and labels themselves, for the metrics that need them.
 """
 
 import hashlib
@@ -11,6 +12,7 @@ import logging
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 
 from ylg_tf.data import datasets
@@ -51,8 +53,9 @@ def real_statistics_path(workdir, provenance):
     return os.path.join(os.fspath(workdir), EVALUATION_DIRECTORY, REAL_STATISTICS_DIRECTORY, name)
 
 
-def make_real_batches(dataset, *, split, image_size, num_samples, batch_size, data_dir=None):
-    """The first `num_samples` images of a split, in order, in batches of `batch_size` (last one shorter).
+def make_real_batches(dataset, *, split, image_size, num_samples, batch_size, data_dir=None, with_labels=False):
+    """The first `num_samples` images of a split, in order, in batches of `batch_size` (last one shorter);
+    with_labels: (images, labels) batches.
 
     Raises EvaluationError when the split has fewer images than `num_samples`.
     """
@@ -66,7 +69,9 @@ def make_real_batches(dataset, *, split, image_size, num_samples, batch_size, da
     examples = datasets.make_dataset(
         dataset, split=split, image_size=image_size, batch_size=1, data_dir=data_dir,
         shuffle=False, repeat=False, seed=REAL_DATA_SEED, num_examples=num_samples)
-    return examples.map(lambda images, labels: images).unbatch().batch(batch_size)
+    if not with_labels:
+        examples = examples.map(lambda images, labels: images)
+    return examples.unbatch().batch(batch_size)
 
 
 def real_statistics(classifier, make_batches, num_samples, cache_path, provenance, progress=None):
@@ -96,18 +101,31 @@ def real_statistics(classifier, make_batches, num_samples, cache_path, provenanc
                 return cached, True
             logging.info("Real-data statistics in %s have another provenance; recomputing", cache_path)
 
-    function = classifier.function if isinstance(classifier, Classifier) else classifier
     statistics = None
-    done = 0
-    batch_size = None
-    for batch in make_batches():
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        batch_size = batch_size or int(images.shape[0])
-        pool = classify_in_batches(function, images, batch_size)[inception.POOL][:num_samples - done]  # [rows, D]
+    for pool, _ in classified_rows(classifier, make_batches, num_samples, progress):
         if statistics is None:
             statistics = metrics.ActivationStatistics(pool.shape[1], expected)
         statistics.update(pool)
-        done += pool.shape[0]
+    if cache_path:
+        # Training and the tool share the cache: a concurrent reader must never load half a file.
+        files.write_atomically(cache_path, statistics.save, suffix=".npz")
+    return statistics, False
+
+
+def classified_rows(classifier, make_batches, num_samples, progress=None):
+    """Yields (pool_3 rows [rows, D], labels [rows] or None) of the first `num_samples` images that
+    `make_batches()` gives (image batches, or (images, labels) pairs); raises EvaluationError when it gives
+    fewer. progress(done, total) is called after each batch."""
+    function = classifier.function if isinstance(classifier, Classifier) else classifier
+    done = 0
+    batch_size = None
+    for batch in make_batches():
+        images, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        batch_size = batch_size or int(images.shape[0])
+        rows = min(int(images.shape[0]), num_samples - done)
+        pool = classify_in_batches(function, images, batch_size)[inception.POOL][:rows]  # [rows, D]
+        yield pool, None if labels is None else np.asarray(labels)[:rows]
+        done += rows
         if progress is not None:
             progress(done, num_samples)
         if done >= num_samples:
@@ -115,7 +133,14 @@ def real_statistics(classifier, make_batches, num_samples, cache_path, provenanc
     if done < num_samples:
         raise EvaluationError(
             f"the real data gave only {done} images, fewer than the num_samples={num_samples} requested")
-    if cache_path:
-        # Training and the tool share the cache: a concurrent reader must never load half a file.
-        files.write_atomically(cache_path, statistics.save, suffix=".npz")
-    return statistics, False
+
+
+def real_features(classifier, make_batches, num_samples, progress=None):
+    """(pool_3 features float32 [N, D], labels int32 [N]) of the first `num_samples` real images, for the
+    metrics that need every row (`ylg_tf.evaluation.sample_metrics`); `make_batches` gives (images, labels)
+    batches. Not cached: they cost one more pass of the classifier over the real images."""
+    features, labels = [], []
+    for pool, batch_labels in classified_rows(classifier, make_batches, num_samples, progress):
+        features.append(np.asarray(pool, np.float32))
+        labels.append(np.asarray(batch_labels, np.int32))
+    return np.concatenate(features), np.concatenate(labels)
