@@ -2,6 +2,7 @@
 evaluation and tool tests."""
 
 import numpy as np
+import scipy.linalg
 import scipy.special
 
 
@@ -29,3 +30,16 @@ def reference_frechet_distance(activations_a, activations_b):
         (len(a) - 1) * (len(b) - 1))
     return float(np.sum((a.mean(axis=0) - b.mean(axis=0)) ** 2)
                  + np.trace(covariance_a) + np.trace(covariance_b) - 2.0 * trace_root)
+
+
+def textbook_frechet_distance(activations_a, activations_b):
+    """|mu_a - mu_b|^2 + tr(C_a + C_b - 2 sqrtm(C_a C_b)), unbiased covariances, float64 (SciPy's sqrtm:
+    for full-rank covariances)."""
+    activations_a = np.asarray(activations_a, np.float64)
+    activations_b = np.asarray(activations_b, np.float64)
+    mean_a, mean_b = activations_a.mean(axis=0), activations_b.mean(axis=0)
+    covariance_a = np.cov(activations_a, rowvar=False)
+    covariance_b = np.cov(activations_b, rowvar=False)
+    product_root = scipy.linalg.sqrtm(covariance_a @ covariance_b).real
+    return float(np.sum((mean_a - mean_b) ** 2)
+                 + np.trace(covariance_a + covariance_b - 2.0 * product_root))

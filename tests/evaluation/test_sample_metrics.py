@@ -6,9 +6,10 @@ import pytest
 import scipy.linalg
 import scipy.spatial.distance
 import tensorflow as tf
-from ylg_tf.tfgan_import import tfgan
 
+from metric_references import textbook_frechet_distance
 from ylg_tf.evaluation import sample_metrics
+from ylg_tf.tfgan_import import tfgan
 
 TOLERANCE = 1e-9
 
@@ -59,15 +60,6 @@ def reference_density_coverage(real, generated, k):
     density = inside.sum() / (k * len(generated))
     coverage = np.mean(distances.min(axis=1) < real_radii)
     return density, coverage
-
-
-def reference_frechet_distance(activations_a, activations_b):
-    mean_a, mean_b = activations_a.mean(axis=0), activations_b.mean(axis=0)
-    covariance_a = np.cov(activations_a, rowvar=False)
-    covariance_b = np.cov(activations_b, rowvar=False)
-    product_root = scipy.linalg.sqrtm(covariance_a @ covariance_b).real
-    return float(np.sum((mean_a - mean_b) ** 2)
-                 + np.trace(covariance_a + covariance_b - 2.0 * product_root))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -297,7 +289,7 @@ def test_per_class_frechet_distance_equals_the_reference_on_each_label():
     distances = sample_metrics.per_class_frechet_distance(activations_a, labels_a, activations_b, labels_b)
     assert list(distances) == [0, 3, 7]
     for label, distance in distances.items():
-        expected = reference_frechet_distance(
+        expected = textbook_frechet_distance(
             activations_a[labels_a == label], activations_b[labels_b == label])
         assert distance == pytest.approx(expected, rel=1e-6)
     assert distances[7] > distances[0]  # the class means drift apart with the label

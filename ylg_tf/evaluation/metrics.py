@@ -93,7 +93,7 @@ class ActivationStatistics:
             provenance: JSON-serialisable dict describing where the activations came from (dataset,
                 split, classifier, ...). Saved with the statistics.
         """
-        self._dimension = _checked_integer(dimension, "dimension", minimum=1)
+        self._dimension = checked_integer(dimension, "dimension", minimum=1)
         self.provenance = _checked_provenance(provenance)
         self._count = 0
         self._mean = np.zeros([self._dimension], np.float64)  # [D]
@@ -215,7 +215,7 @@ class LogitsAccumulator:
     """Streaming state for the Inception Score: O(classes) memory whatever the number of samples."""
 
     def __init__(self, num_classes):
-        self._num_classes = _checked_integer(num_classes, "num_classes", minimum=2)
+        self._num_classes = checked_integer(num_classes, "num_classes", minimum=2)
         self._count = 0
         self._sum_probabilities = np.zeros([self._num_classes], np.float64)  # [K]: sum_x p(y|x)
         self._sum_negative_entropy = 0.0  # sum_x sum_y p(y|x) log p(y|x)
@@ -302,7 +302,8 @@ def _as_float64_matrix(values, name):
     return matrix
 
 
-def _checked_integer(value, name, minimum):
+def checked_integer(value, name, minimum):
+    """`value` as an int, or ValueError naming `name` when it is not an integer >= minimum (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)

@@ -104,7 +104,7 @@ def unbiased_polynomial_mmd(activations_a, activations_b, block_size=DEFAULT_BLO
     """
     activations_a, activations_b = _checked_pair(
         activations_a, "activations_a", activations_b, "activations_b", minimum_rows=2)
-    block_size = _checked_integer(block_size, "block_size", minimum=1)
+    block_size = metrics.checked_integer(block_size, "block_size", minimum=1)
     return _unbiased_polynomial_mmd(activations_a, activations_b, block_size)
 
 
@@ -125,10 +125,10 @@ def kernel_inception_distance(activations_a, activations_b, *, subset_size=DEFAU
     """
     activations_a, activations_b = _checked_pair(
         activations_a, "activations_a", activations_b, "activations_b", minimum_rows=2)
-    subset_size = _checked_integer(subset_size, "subset_size", minimum=2)
-    num_subsets = _checked_integer(num_subsets, "num_subsets", minimum=1)
-    seed = _checked_integer(seed, "seed", minimum=0)
-    block_size = _checked_integer(block_size, "block_size", minimum=1)
+    subset_size = metrics.checked_integer(subset_size, "subset_size", minimum=2)
+    num_subsets = metrics.checked_integer(num_subsets, "num_subsets", minimum=1)
+    seed = metrics.checked_integer(seed, "seed", minimum=0)
+    block_size = metrics.checked_integer(block_size, "block_size", minimum=1)
     smallest = min(activations_a.shape[0], activations_b.shape[0])
     if subset_size > smallest:
         raise ValueError(
@@ -190,7 +190,7 @@ def nearest_neighbour_radii(features, k, block_size=DEFAULT_BLOCK_SIZE):
     """
     features = _checked_features(features, "features")
     k = _checked_neighbours(k, {"features": features})
-    block_size = _checked_integer(block_size, "block_size", minimum=1)
+    block_size = metrics.checked_integer(block_size, "block_size", minimum=1)
     return np.sqrt(_squared_radii(features, _squared_norms(features), k, block_size))
 
 
@@ -210,7 +210,7 @@ def precision_and_recall(real_features, generated_features, *, k=DEFAULT_PRECISI
     real_features, generated_features = _checked_pair(
         real_features, "real_features", generated_features, "generated_features", minimum_rows=1)
     k = _checked_neighbours(k, {"real_features": real_features, "generated_features": generated_features})
-    block_size = _checked_integer(block_size, "block_size", minimum=1)
+    block_size = metrics.checked_integer(block_size, "block_size", minimum=1)
     real_norms = _squared_norms(real_features)  # [N]
     generated_norms = _squared_norms(generated_features)  # [M]
     real_radii = _squared_radii(real_features, real_norms, k, block_size)  # [N]
@@ -242,7 +242,7 @@ def density_and_coverage(real_features, generated_features, *, k=DEFAULT_DENSITY
     real_features, generated_features = _checked_pair(
         real_features, "real_features", generated_features, "generated_features", minimum_rows=1)
     k = _checked_neighbours(k, {"real_features": real_features})
-    block_size = _checked_integer(block_size, "block_size", minimum=1)
+    block_size = metrics.checked_integer(block_size, "block_size", minimum=1)
     real_norms = _squared_norms(real_features)  # [N]
     real_radii = _squared_radii(real_features, real_norms, k, block_size)  # [N]
     balls_containing = 0  # sum over generated samples of the number of real balls holding them
@@ -351,7 +351,7 @@ def _checked_pair(values_a, name_a, values_b, name_b, minimum_rows):
 
 
 def _checked_neighbours(k, sets):
-    k = _checked_integer(k, "k", minimum=1)
+    k = metrics.checked_integer(k, "k", minimum=1)
     for name, features in sets.items():
         if k >= features.shape[0]:
             raise ValueError(
@@ -370,11 +370,6 @@ def _checked_labels(values, name, activations, activations_name):
         raise ValueError(f"{name} must hold integer labels, got dtype {labels.dtype}.")
     return labels
 
-
-def _checked_integer(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 def _shortened(values, limit=10):
