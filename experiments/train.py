@@ -95,9 +95,13 @@ def main(argv):
     if config.training.eval_every:
         from ylg_tf.evaluation.periodic import make_periodic_evaluator
 
-        evaluator = make_periodic_evaluator(
-            config, workdir, FLAGS.inception, cache_directory=command_line.default_classifier_cache_directory()
-        )
+        try:
+            evaluator = make_periodic_evaluator(
+                config, workdir, FLAGS.inception, cache_directory=command_line.default_classifier_cache_directory()
+            )
+        except OSError as error:  # the classifier cannot be reached: say how to train without it
+            command_line.fail(f"{error} (training evaluates every eval_every={config.training.eval_every} "
+                              "steps; --eval_every=0 trains without evaluating)")
     log = lambda message: print(message, flush=True)  # noqa: E731
     try:
         result = run_training(

@@ -155,7 +155,9 @@ def define_model_source_flags(use_ema_verb="Use"):
         "workdir", None, "Work directory written by training or tools/import_original.py.", module_name=module_name
     )
     flags.DEFINE_string(
-        "checkpoint", None, "Checkpoint prefix or directory; default: the work directory's latest.",
+        "checkpoint", None,
+        "Checkpoint prefix or directory, or 'best' (the lowest FID of training's evaluations); default: the work "
+        "directory's latest.",
         module_name=module_name,
     )
     flags.DEFINE_bool(

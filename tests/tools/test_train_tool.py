@@ -95,6 +95,8 @@ def test_demo_preset_end_to_end(tmp_path):
         ([f"--tpu=grpc://127.0.0.1:{_closed_port()}"], "unreachable"),
         (["--train_steps=abc"], "--train_steps='abc': training.train_steps takes an integer"),
         (["--eval_every=2", "--inception=/no/such/module"], "/no/such/module"),
+        # The paper presets evaluate by default; without their classifier the error says how to train anyway.
+        (["--preset=ylg", "--inception=/no/such/module"], "eval_every=1000 steps; --eval_every=0 trains without"),
         (["--config.model.generator_attention_resolutions=16,64"], "has no 64x64 feature map; choose from (8, 16, 32)"),
         (["--config.model.discriminator_attention_resolutions=8,x"],
          "--config.model.discriminator_attention_resolutions='8,x': model.discriminator_attention_resolutions takes "

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from ylg_tf.config import get_preset
+from ylg_tf.storage import evaluation_history
 from ylg_tf.storage import workdir as workdirs
 from ylg_tf.training.experiment import CheckpointUnreadableError, TrainingDivergedError, restore_latest, run_training
 from ylg_tf.training.trainer import Trainer
@@ -215,3 +216,52 @@ def test_a_batch_larger_than_the_memory_is_refused_before_anything_runs():
     check_batch_fits_in_memory(config, memory_bytes=batch_bytes)  # exactly fits
     with pytest.raises(ValueError, match=r"batch_size=1000000: one batch of 32x32 float32 images is 11.4 GiB, more than this machine's 11.4 GiB"):
         check_batch_fits_in_memory(config, memory_bytes=batch_bytes - 1)
+
+
+def test_periodic_evaluation_writes_the_history_and_keeps_the_best_checkpoint_through_the_rotation(tmp_path):
+    """eval_every=3 over 10 steps evaluates at exactly 3, 6, 9 and 10; checkpoint_every=1 keeps only
+    ckpt-6..ckpt-10, yet the best (step 3) survives in checkpoints/best/ with the weights it was scored with."""
+    config = TEST_CONFIG.replace(training={"train_steps": 10, "steps_per_loop": 5, "checkpoint_every": 1,
+                                           "eval_every": 3})
+    fids = {3: 1.0, 6: 2.0, 9: 3.0, 10: 4.0, 12: 0.5}
+    scored = {}
+
+    def evaluator(generator, step):
+        scored[step] = [variable.numpy() for variable in generator.weights]
+        return {"fid": fids[step], "inception_score": 10.0 - fids[step], "step": step}
+
+    directory = tmp_path / "run"
+    messages = []
+    run_training(config, str(directory), tf.distribute.get_strategy(), log=messages.append, evaluator=evaluator)
+    history = evaluation_history.read_history(directory)
+    assert [entry["step"] for entry in history] == [3, 6, 9, 10]
+    assert [entry["best"] for entry in history] == [True, False, False, False]
+    assert [entry["fid"] for entry in history] == [1.0, 2.0, 3.0, 4.0]
+    assert [workdirs.checkpoint_step(p) for p in workdirs.checkpoints_on_disk(directory)] == [6, 7, 8, 9, 10]
+    best = evaluation_history.read_best(workdirs.best_checkpoint_directory(directory))
+    assert best["step"] == 3 and best["fid"] == 1.0
+    _, generator, _, step = workdirs.restore_networks(directory, "best", use_ema=False)
+    assert step == 3 and workdirs.checkpoint_step(workdirs.resolve_checkpoint(directory, "best")) == 3
+    for restored, seen in zip(generator.weights, scored[3], strict=True):
+        np.testing.assert_array_equal(restored.numpy(), seen)
+    assert any("fid 4.0000" in m and "best fid 1.0000 at step 3" in m for m in messages)
+
+    tags = {}
+    for path in (directory / "summaries").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag.startswith("eval/"):
+                    tags.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    assert sorted(tags["eval/fid"]) == [(3, 1.0), (6, 2.0), (9, 3.0), (10, 4.0)]
+    assert sorted(tags["eval/best_fid"]) == [(3, 1.0), (6, 1.0), (9, 1.0), (10, 1.0)]
+
+    # Resumed to 13 steps: a lower FID at 12 replaces the best, and the earlier best's files go.
+    run_training(config.replace(training={"train_steps": 13}), str(directory), tf.distribute.get_strategy(),
+                 log=lambda message: None, evaluator=lambda g, s: evaluator(g, s) if s in fids else {"fid": 9.0})
+    best = evaluation_history.read_best(workdirs.best_checkpoint_directory(directory))
+    assert best["step"] == 12 and [entry["step"] for entry in evaluation_history.read_history(directory)] == [
+        3, 6, 9, 10, 12, 13]
+    names = os.listdir(workdirs.best_checkpoint_directory(directory))
+    assert sorted(names) == sorted([evaluation_history.BEST_RECORD, f"{best['checkpoint']}.index",
+                                    f"{best['checkpoint']}.data-00000-of-00001"])
+    assert workdirs.restore_networks(directory, "best")[3] == 12

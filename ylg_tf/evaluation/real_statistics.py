@@ -18,9 +18,9 @@ import tensorflow as tf
 from ylg_tf.data import datasets
 from ylg_tf.evaluation import inception, metrics
 from ylg_tf.storage import files
+from ylg_tf.storage.evaluation_history import EVALUATION_DIRECTORY
 from ylg_tf.evaluation.classifiers import Classifier, EvaluationError, classify_in_batches
 
-EVALUATION_DIRECTORY = "evaluation"
 REAL_STATISTICS_DIRECTORY = "real_statistics"
 REAL_DATA_SEED = 0
 

@@ -4,14 +4,17 @@ Layout:
   DIR/config.json        the resolved ExperimentConfig
   DIR/runtime.json       what each start of training ran on (`ylg_tf.storage.runtime_record`)
   DIR/checkpoints/       tf.train.CheckpointManager checkpoints ("ckpt-<step>"), the last CHECKPOINTS_KEPT
+  DIR/checkpoints/best/  the checkpoint with the lowest FID of the run's evaluations, and best.json
   DIR/samples/           image grids written during training
   DIR/summaries/         TensorBoard event files
   DIR/export/            the SavedModel of the generator
-  DIR/evaluation/        scores (step_<step>.json, export.json) and the real-data statistics cache
+  DIR/evaluation/        scores (step_<step>.json, export.json, history.jsonl of training's evaluations) and
+                         the real-data statistics cache
 
 What one checkpoint holds, and its step, is `ylg_tf.storage.checkpoint_layout`; this module says where the
 checkpoints of a work directory live, how many are kept (`checkpoint_manager`, the one CheckpointManager
-factory) and which one a tool reads.
+factory) and which one a tool reads (`resolve_checkpoint`: the latest, `best`, or a named one). The history
+and the best checkpoint are `ylg_tf.storage.evaluation_history`'s.
 
 DIR may be any tf.io.gfile path (a local directory, gs://bucket/run for TPU training, ram:// in tests):
 every read and write here goes through tf.io.gfile, files through `ylg_tf.storage.files`.
@@ -26,7 +29,7 @@ import os
 import tensorflow as tf
 
 from ylg_tf.config import ExperimentConfig, model_differences
-from ylg_tf.storage import checkpoint_layout
+from ylg_tf.storage import checkpoint_layout, evaluation_history
 from ylg_tf.storage.checkpoint_layout import checkpoint_step  # noqa: F401  (part of this module's API)
 from ylg_tf.storage.files import is_remote, make_directory, write_text_atomically
 from ylg_tf.models.networks import Discriminator, Generator
@@ -68,6 +71,11 @@ def load_config(workdir) -> ExperimentConfig:
 
 def checkpoint_directory(workdir):
     return os.path.join(os.fspath(workdir), CHECKPOINT_DIRECTORY)
+
+
+def best_checkpoint_directory(workdir):
+    """DIR/checkpoints/best: the best checkpoint by FID and its best.json (`ylg_tf.storage.evaluation_history`)."""
+    return os.path.join(checkpoint_directory(workdir), evaluation_history.BEST_DIRECTORY)
 
 
 def checkpoint_manager(workdir, checkpoint):
@@ -148,9 +156,25 @@ def reconcile_checkpoint_state(workdir):
 
 
 def resolve_checkpoint(workdir, checkpoint=None):
-    """The checkpoint prefix to read: `checkpoint` if given (a prefix or a directory), else the latest."""
+    """The checkpoint prefix to read: `checkpoint` if given (a prefix, a directory, or "best": the work
+    directory's best checkpoint by FID), else the latest."""
+    if checkpoint == evaluation_history.BEST_KEYWORD:
+        checkpoint = best_checkpoint_directory(workdir)
+        if not tf.io.gfile.exists(os.path.join(checkpoint, evaluation_history.BEST_RECORD)):
+            raise WorkdirError(
+                f"--checkpoint=best: {workdir!r} has no best checkpoint ({checkpoint}/"
+                f"{evaluation_history.BEST_RECORD}); training keeps one when it evaluates (--eval_every=N)"
+            )
     if checkpoint:
         checkpoint = os.fspath(checkpoint)
+        if tf.io.gfile.exists(os.path.join(checkpoint, evaluation_history.BEST_RECORD)):
+            try:
+                found = evaluation_history.best_checkpoint_prefix(checkpoint)
+            except evaluation_history.EvaluationHistoryError as error:
+                raise WorkdirError(str(error)) from None
+            if not tf.io.gfile.exists(found + ".index"):
+                raise WorkdirError(f"best checkpoint {found!r} does not exist (no {found}.index)")
+            return found
         if tf.io.gfile.isdir(checkpoint):
             found = tf.train.latest_checkpoint(checkpoint)
             if not found:
@@ -171,6 +195,8 @@ def check_checkpoint_model(path, config: ExperimentConfig, workdir):
     (`ylg_tf.config.COMPUTATION_FIELDS`) aside. Networks of another attention kind can have the same variables
     and shapes (SAGAN and YLG do), so restoring would succeed and compute something else."""
     owner = os.path.dirname(os.path.dirname(os.fspath(path)))
+    if os.path.basename(owner) == CHECKPOINT_DIRECTORY:  # DIR/checkpoints/best/ckpt-N-U
+        owner = os.path.dirname(owner)
     if not tf.io.gfile.exists(os.path.join(owner, CONFIG_FILE)):
         return  # a checkpoint without its work directory: only its variables can be checked
     if os.path.abspath(owner) == os.path.abspath(os.fspath(workdir)) and not is_remote(owner):

@@ -14,9 +14,9 @@ import re
 import tensorflow as tf
 
 from ylg_tf.pictures import image_grid, png_bytes, upscale
-from ylg_tf.storage import files
+from ylg_tf.storage import evaluation_history, files
 from ylg_tf.storage.export import export_generator
-from ylg_tf.storage.workdir import CHECKPOINT_NAME
+from ylg_tf.storage.workdir import CHECKPOINT_NAME, best_checkpoint_directory
 from ylg_tf.training.stop_request import run_in_worker
 from ylg_tf.training.trainer import METRIC_NAMES
 
@@ -127,24 +127,42 @@ class Summaries:
 
 class Evaluation:
     """Scores the sampling generator with `evaluator(generator, step) -> {name: value}` (None: the action
-    does nothing) into TensorBoard (eval/fid, eval/inception_score) and the log."""
+    does nothing) into TensorBoard (eval/fid, eval/inception_score, eval/best_fid), the log, the work
+    directory's history (DIR/evaluation/history.jsonl) and, when its FID is the lowest so far, the best
+    checkpoint (DIR/checkpoints/best/, never deleted by the keep-N rotation; `ylg_tf.storage.evaluation_history`)."""
 
-    def __init__(self, trainer, evaluator, writer, log):
+    def __init__(self, trainer, evaluator, writer, log, workdir):
         self.trainer = trainer
         self.evaluator = evaluator
         self.writer = writer
         self.log = log
+        self.workdir = workdir
+        self.best_directory = best_checkpoint_directory(workdir)
 
     def __call__(self, step, loops):
         if self.evaluator is None:
             return
-        scores = self.evaluator(self.trainer.sampling_generator, step)
+        scores = dict(self.evaluator(self.trainer.sampling_generator, step), step=int(step))
+        best = evaluation_history.read_best(self.best_directory)
+        improved = evaluation_history.is_better(scores, best) and not self.trainer.non_finite_variables()
+        if improved:
+            best = written(f"the best checkpoint in {self.best_directory}", lambda: evaluation_history.write_best(
+                self.best_directory, self.trainer.checkpoint, scores))
+        written(f"the evaluation history {evaluation_history.history_path(self.workdir)}",
+                lambda: evaluation_history.append_to_history(self.workdir, dict(scores, best=improved)))
         with self.writer.as_default(step=step):
             for name in EVALUATION_SCORES:
                 if name in scores:
                     tf.summary.scalar(f"eval/{name}", scores[name])
+            if best is not None:
+                tf.summary.scalar("eval/best_fid", best["fid"])
         self.writer.flush()
-        self.log(f"step {step}  " + "  ".join(f"{n} {scores[n]:.4f}" for n in EVALUATION_SCORES if n in scores))
+        line = "  ".join(f"{n} {scores[n]:.4f}" for n in EVALUATION_SCORES if n in scores)
+        if improved:
+            line += f"  (best so far: {self.best_directory})"
+        elif best is not None:
+            line += f"  (best fid {best['fid']:.4f} at step {best['step']})"
+        self.log(f"step {step}  {line}")
 
 
 class CheckpointSaver:

@@ -8,7 +8,7 @@ falling back to older ones when the latest is corrupt, never silently starting o
 pipeline, writes the resolved config (only then, so a run whose dataset cannot be built leaves no
 config.json claiming the directory), appends this start's strategy and runtime choices to runtime.json,
 registers the run's actions (`ylg_tf.training.actions`: summaries and
-sample grid, evaluation, checkpoint, export) and runs `ylg_tf.training.controller.Controller`, which fires
+sample grid, evaluation (with its history and the best checkpoint), checkpoint, export) and runs `ylg_tf.training.controller.Controller`, which fires
 each when `ylg_tf.training.schedule` says (summaries every steps_per_loop steps, evaluations every
 eval_every, checkpoints every checkpoint_every, all of them at the end, and the export at the end).
 
@@ -29,7 +29,7 @@ import time
 
 import tensorflow as tf
 
-from ylg_tf.storage import files
+from ylg_tf.storage import evaluation_history, files
 from ylg_tf.storage import run_lock
 from ylg_tf.storage import runtime_record
 from ylg_tf.storage import workdir as workdirs
@@ -183,6 +183,7 @@ DATA_FIELDS_KEPT = ("dataset", "split")
 _STALE_FILES = {
     "": ("*.tmp-*", ".export.writing-*", ".export.previous-*"),
     workdirs.CHECKPOINT_DIRECTORY: ("*_temp", "*.tmp*"),
+    os.path.join(workdirs.CHECKPOINT_DIRECTORY, evaluation_history.BEST_DIRECTORY): ("*_temp", "*.tmp*"),
     workdirs.SAMPLES_DIRECTORY: ("*.tmp-*",),
 }
 
@@ -334,7 +335,7 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
                                                       config.model.num_classes), log)
     registered = {
         "summaries": summaries,
-        "evaluate": actions.Evaluation(trainer, evaluator, writer, log),
+        "evaluate": actions.Evaluation(trainer, evaluator, writer, log, workdir),
         "checkpoint": saver,
         "export": export,
     }
