@@ -27,7 +27,7 @@ from absl import flags  # noqa: E402
 
 from ylg_tf import command_line  # noqa: E402
 from ylg_tf import latents
-from ylg_tf.attention import saliency
+from ylg_tf.attention import analytics, saliency
 from ylg_tf import pictures
 from ylg_tf.storage import files
 from ylg_tf.storage import workdir
@@ -80,15 +80,17 @@ def interpolations(generator, labels, truncation):
 
 
 def query_attention(generator, labels, truncation, point):
-    """(picture, query index, query grid, heads): G's attention of the pixel `point` over the keys, for the
-    first sample of each class-grid row."""
+    """(picture, query index, query grid, statistics): G's attention of the pixel `point` over the keys, for
+    the first sample of each class-grid row; statistics is the layer's per-head entropy and distance over
+    those samples (`ylg_tf.attention.analytics`)."""
     z, _ = latents.class_grid_inputs(labels, FLAGS.num, generator.model_config.z_dim, FLAGS.seed, truncation)
     images, probabilities, layer = latents.generate_with_attention(
         generator, z[:: FLAGS.num], labels, FLAGS.attention_layer
     )
     query = saliency.query_index(point, generator.model_config.image_size, layer.query_grid)
     maps = saliency.query_attention(probabilities, query, layer.key_grid)  # [L, heads, hk, wk]
-    return pictures.query_attention_picture(images, maps, point), query, tuple(layer.query_grid), maps.shape[1]
+    statistics = analytics.attention_statistics(probabilities, layer.query_grid, layer.key_grid)
+    return pictures.query_attention_picture(images, maps, point), query, tuple(layer.query_grid), statistics
 
 
 def main(argv):
@@ -114,9 +116,13 @@ def main(argv):
         written.append(write("interpolation.gif", pictures.gif_bytes(frames, seconds_per_frame=0.15)))
     if point is not None:
         row, column = point
-        picture, query, query_grid, num_heads = query_attention(generator, labels, truncation, point)
+        picture, query, query_grid, statistics = query_attention(generator, labels, truncation, point)
         written.append(write(f"attention_r{row}_c{column}.png", pictures.png_bytes(picture)))
-        print(f"attention of pixel ({row}, {column}) = query {query} of the {query_grid} grid, {num_heads} heads")
+        print(f"attention of pixel ({row}, {column}) = query {query} of the {query_grid} grid, "
+              f"{len(statistics.entropy)} heads")
+        print("  head  entropy (nats)  distance (key-grid pixels), over every query of these samples")
+        for head, (entropy, distance) in enumerate(zip(statistics.entropy, statistics.distance)):
+            print(f"  {head:4d}  {entropy:14.3f}  {distance:10.2f}")
     print(f"{generator.name} at step {step}: wrote")
     for path in written:
         print(f"  {path}")

@@ -6,6 +6,7 @@ side by side, two at a time.
 
 import concurrent.futures
 import json
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from PIL import Image
 
 from tool_runner import run_tool
 from ylg_tf import pictures
+from ylg_tf.attention.analytics import attention_statistics
 from ylg_tf.storage import workdir
 from ylg_tf.config import get_preset
 from ylg_tf.latents import interpolate_latents, standard_normal_latents
@@ -124,6 +126,14 @@ def test_class_grid_interpolation_and_attention_on_a_training_work_directory(run
 
     # Attention of pixel (31, 0): query (15, 0) of G's 16x16 attention grid; the image then 8 heads per label.
     assert "query 240 of the (16, 16) grid, 8 heads" in result.stdout
+    # The per-head table: entropy and distance of the layer's attention over these two samples.
+    _, probabilities = generator((latents[::3], tf.constant([0, 3])), training=False, return_attention=True)
+    layer = generator.attention_layers[generator.attention_resolution()]
+    statistics = attention_statistics(probabilities.numpy(), layer.query_grid, layer.key_grid)
+    rows = [line.split() for line in result.stdout.splitlines() if re.fullmatch(r" +\d+ +[\d.]+ +[\d.]+", line)]
+    assert [int(row[0]) for row in rows] == list(range(8))
+    np.testing.assert_allclose([float(row[1]) for row in rows], statistics.entropy, atol=1e-3)
+    np.testing.assert_allclose([float(row[2]) for row in rows], statistics.distance, atol=1e-2)
     attention = np.asarray(Image.open(output / "attention_r31_c0.png"))
     assert attention.shape == grid_shape(2, 9, 128)
     first = grid_cell(attention, 0, 0, 128)

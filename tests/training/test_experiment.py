@@ -91,6 +91,11 @@ def test_run_writes_checkpoints_summaries_samples_and_export(trained_workdir):
         tags.update(value.tag for value in event.summary.value)
     assert {"train/discriminator_loss", "train/generator_loss", "train/steps_per_second", "samples"} <= tags
     assert any(tag.startswith("sigma_ratio/") for tag in tags)
+    # The test preset has YLG's 8 heads in G and D: entropy and distance of every head of both.
+    for network in ("generator", "discriminator"):
+        for kind in ("attention_entropy", "attention_distance"):
+            heads = {tag.rsplit("/", 1)[1] for tag in tags if tag.startswith(f"{kind}/{network}/")}
+            assert heads == {f"head_{head}" for head in range(8)}, (kind, network, sorted(tags))
     step_lines = [m for m in messages if m.startswith("step ")]
     assert len(step_lines) == 2 and "steps/s" in step_lines[-1] and "ETA" in step_lines[-1]
     # The export gives the Keras generator's images.

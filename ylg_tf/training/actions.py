@@ -89,7 +89,11 @@ def mean_metrics(loops):
 
 class Summaries:
     """The log line, the TensorBoard scalars and the grid of fixed-latent samples (written to
-    samples/step_XXXXXXXX.png and samples/latest.png), over the loops since the last summaries."""
+    samples/step_XXXXXXXX.png and samples/latest.png), over the loops since the last summaries.
+
+    Beside each attention layer's sigma_ratio, the mean entropy and distance of every head's attention
+    (`ylg_tf.attention.analytics`), computed outside the compiled step on the sample grid's fixed latents (G)
+    and on G's images of them (D), so that the curves of one run compare step by step."""
 
     def __init__(self, trainer, train_steps, writer, samples_directory, latents, log):
         self.trainer = trainer
@@ -121,6 +125,11 @@ class Summaries:
             tf.summary.scalar("train/steps_per_second", steps_per_second)
             for name, value in self.trainer.attention_sigma_ratios().items():
                 tf.summary.scalar(f"sigma_ratio/{name}", value)
+            # Per head: how spread (nats) and how far (key-grid pixels) each layer looks, on the grid's latents.
+            for name, statistics in self.trainer.attention_statistics(*self.latents).items():
+                for head, (entropy, distance) in enumerate(zip(statistics.entropy, statistics.distance)):
+                    tf.summary.scalar(f"attention_entropy/{name}/head_{head}", entropy)
+                    tf.summary.scalar(f"attention_distance/{name}/head_{head}", distance)
             tf.summary.image("samples", grid[None], max_outputs=1)
         self.writer.flush()
 

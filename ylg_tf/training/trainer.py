@@ -17,6 +17,7 @@ import dataclasses
 import tensorflow as tf
 import tf_keras
 
+from ylg_tf.attention import analytics
 from ylg_tf.config import ExperimentConfig
 from ylg_tf.latents import DISCRIMINATOR_PHASE, GENERATOR_PHASE, training_latents
 from ylg_tf.training.losses import discriminator_hinge_loss, generator_hinge_loss
@@ -235,6 +236,20 @@ class Trainer:
     def sample(self, z, labels):
         """Images from the sampling generator in inference mode."""
         return self.sampling_generator((z, labels), training=False)
+
+    def attention_statistics(self, z, labels):
+        """{"generator/LAYER" or "discriminator/LAYER": `ylg_tf.attention.analytics.AttentionStatistics`} of
+        every attention layer: the sampling generator on (z, labels), then D on its images, in inference mode."""
+        statistics = {}
+        images = self.sample(z, labels)
+        for network, inputs in ((self.sampling_generator, (z, labels)), (self.discriminator, (images, labels))):
+            for resolution, layer in network.attention_layers.items():
+                outputs = network(inputs, training=False, return_attention=True, attention_resolution=resolution)
+                probabilities = outputs[1] if isinstance(outputs, tuple) else outputs["attention"]
+                name = "generator" if network is self.sampling_generator else "discriminator"
+                statistics[f"{name}/{layer.name}"] = analytics.attention_statistics(
+                    probabilities.numpy(), layer.query_grid, layer.key_grid)
+        return statistics
 
     def attention_sigma_ratios(self):
         """{layer name: sigma_ratio} for the attention layers, for summaries."""
