@@ -56,7 +56,8 @@ def test_the_shared_model_source_flags_are_listed_as_the_tool_own(tmp_path, tool
     assert result.returncode == 0, result.stderr[-2000:]
     own_flags = result.stdout.split(f"tools/{tool}.py:\n", 1)[1].split("Try --helpfull")[0]
     own_flags = " ".join(own_flags.split())
-    assert "--checkpoint: Checkpoint prefix or directory; default: the work directory's latest." in own_flags
+    assert ("--checkpoint: Checkpoint prefix or directory, or 'best' (the lowest FID of training's evaluations); "
+            "default: the work directory's latest." in own_flags)
     assert f"--[no]use_ema: {verb} the moving average of G's weights when the checkpoint has one. (default: 'true')" in own_flags
     assert "--workdir: Work directory written by training or tools/import_original.py." in own_flags
 

@@ -234,7 +234,10 @@ def test_a_run_evaluates_and_checkpoints_at_the_scheduled_steps(tmp_path, monkey
     assert result.step == 8 and not result.preempted
     assert loop_sizes == [2, 1, 1, 2, 2]
     assert evaluated == [3, 6, 8]
-    assert [m for m in messages if "fid" in m] == [f"step {s}  fid {s:.4f}  inception_score 1.0000" for s in (3, 6, 8)]
+    # The FID rises, so step 3 stays the best (kept in checkpoints/best/) and later lines name it.
+    assert [m for m in messages if "fid" in m] == [
+        f"step 3  fid 3.0000  inception_score 1.0000  (best so far: {workdirs.best_checkpoint_directory(directory)})"
+    ] + [f"step {s}  fid {s:.4f}  inception_score 1.0000  (best fid 3.0000 at step 3)" for s in (6, 8)]
     assert [workdirs.checkpoint_step(p) for p in workdirs.checkpoints_on_disk(directory)] == [4, 8]
     assert sorted(path.name for path in (directory / "samples").glob("step_*.png")) == [
         f"step_{step:08d}.png" for step in (2, 4, 6, 8)]
