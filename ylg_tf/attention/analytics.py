@@ -7,7 +7,9 @@ For attention probabilities [B, heads, Nq, Nk] (queries on an (hq, wq) grid, key
              that attends uniformly, 0 for one that looks at a single key
   distance   mean over the batch and the queries of sum_k p * |query - key|, the Euclidean distance in pixels
              of the key grid; a query (r, c) sits at ((r + 0.5) * hk / hq - 0.5, (c + 0.5) * wk / wq - 0.5)
-             there, the centre of its pixel on the key grid's scale
+             there, the centre of its pixel on the key grid's scale. This is geometry, not the original's
+             folded query-to-key mapping (`attention_geometry="original"`), under which a head local in the
+             original's sense need not look near in pixels
 
 Computed in float64 on the host, one head at a time (a 32x32 layer's map of a batch of 16 is 33 MB per head).
 """
