@@ -7,9 +7,9 @@ write, restores the latest readable checkpoint (found on disk when the state fil
 falling back to older ones when the latest is corrupt, never silently starting over), builds the data
 pipeline, writes the resolved config (only then, so a run whose dataset cannot be built leaves no
 config.json claiming the directory), appends this start's strategy and runtime choices to runtime.json,
-registers the run's actions (`ylg_tf.training.actions`: summaries and
-sample grid, evaluation (with its history and the best checkpoint), checkpoint, export) and runs `ylg_tf.training.controller.Controller`, which fires
-each when `ylg_tf.training.schedule` says (summaries every steps_per_loop steps, evaluations every
+registers the run's actions (`ylg_tf.training.actions`: summaries and sample grid, evaluation (with its
+history and the best checkpoint), checkpoint, export) and runs `ylg_tf.training.controller.Controller`, which
+fires each when `ylg_tf.training.schedule` says (summaries every steps_per_loop steps, evaluations every
 eval_every, checkpoints every checkpoint_every, all of them at the end, and the export at the end).
 
 What no run does: save a checkpoint holding a NaN or infinite value (every step's losses and every saved
