@@ -17,7 +17,7 @@ from metric_references import reference_frechet_distance, reference_inception_sc
 from resize_references import legacy_bilinear_reference
 from tool_runner import assert_one_line_error, run_tool
 from ylg_tf.data import datasets
-from ylg_tf.evaluation import protocols, sample_metrics, samples
+from ylg_tf.evaluation import class_accuracy, classifiers, protocols, sample_metrics, samples
 from ylg_tf.storage import workdir
 from ylg_tf.config import DataConfig, ExperimentConfig, ModelConfig
 from ylg_tf.models.networks import Discriminator, Generator
@@ -76,6 +76,7 @@ def test_result_json_records_scores_and_provenance(setup, first_run):
     assert result["inception"] == setup["module"]
     assert result["classifier"]["kind"] == "inception" and result["classifier"]["resize"] == "module"
     assert result["dataset"] == "builtin" and result["split"] == "validation"  # the config's eval split
+    assert result["class_accuracy"] is None  # Inception's classes are not the generator's
     assert np.isfinite(result["fid"]) and result["fid"] > 0
     assert 1.0 <= result["inception_score"] <= 1008
     for timing in ("restore_seconds", "load_classifier_seconds", "real_statistics_seconds",
@@ -282,3 +283,29 @@ def test_more_metrics_equal_the_sample_metrics_of_recomputed_features(setup):
 def test_an_unknown_metric_is_one_line_naming_it(setup):
     result = run_evaluate(setup, f"--workdir={setup['workdir']}", "--metrics=kid,bogus")
     assert_one_line_error(result, "--metrics=kid,bogus", "unknown metric 'bogus'", "precision_recall")
+
+
+def test_built_in_data_scored_by_the_built_in_classifier_reports_class_accuracy(tmp_path):
+    config = ExperimentConfig(
+        model=ModelConfig(image_size=32, num_classes=10, generator_channels=16, discriminator_channels=16,
+                          attention="none"),
+        data=DataConfig(dataset="builtin", eval_split="train"),
+    )
+    directory = tmp_path / "workdir"
+    workdir.save_config(config, directory)
+    generator = Generator(config.model).build_for_config()
+    workdir.write_checkpoint(directory, generator, Discriminator(config.model).build_for_config(), STEP)
+    output = tmp_path / "result.json"
+    completed = run_tool(TOOL, f"--workdir={directory}", "--num_samples=40", "--batch_size=20",
+                         f"--output={output}", cwd=tmp_path, timeout=300, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert result["classifier"]["kind"] == "builtin"  # the default for the built-in dataset
+    # The same 40 evaluation latents, classified by the same cached classifier, outside the tool.
+    classifier = classifiers.load_evaluation_classifier(
+        "builtin", image_size=32, cache_directory=os.environ["YLG_TF_CACHE_DIR"])
+    expected = class_accuracy.class_accuracy(
+        samples.generator_sample_function(generator), classifier.function, num_classes=10,
+        z_dim=config.model.z_dim, num_samples=40, batch_size=20)
+    assert result["class_accuracy"] == expected.to_dict()
+    assert f"class accuracy {expected.accuracy:.1%}" in completed.stdout

@@ -39,13 +39,14 @@ import numpy as np
 
 from ylg_tf.config import ModelConfig
 from ylg_tf.evaluation import builtin_classifier, inception, metrics, protocols, sample_metrics
+from ylg_tf.evaluation.class_accuracy import ClassAccuracyAccumulator, builtin_classifier_knows_the_classes
 from ylg_tf.evaluation.classifiers import (
-    Classifier, EvaluationError, classify_in_batches, default_classifier_source, load_evaluation_classifier)
+    Classifier, EvaluationError, default_classifier_source, load_evaluation_classifier)
 from ylg_tf.evaluation.real_statistics import (
     EVALUATION_DIRECTORY, make_real_batches, real_data_provenance, real_features, real_statistics,
     real_statistics_path)
 from ylg_tf.evaluation.samples import (
-    check_sample_counts, exported_sample_function, generator_sample_function, sample_latents)
+    check_sample_counts, classified_batches, exported_sample_function, generator_sample_function)
 from ylg_tf.storage import export, files
 from ylg_tf.storage import workdir as workdirs
 
@@ -54,7 +55,7 @@ SAMPLE_QUALITY_METRICS = ("kid", "precision_recall", "density_coverage", "per_cl
 
 
 def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_classes, z_dim,
-                       real_statistics, seed=0, progress=None, keep_features=False):
+                       real_statistics, seed=0, progress=None, keep_features=False, score_classes=False):
     """IS and FID of `num_samples` generated images, streamed in batches.
 
     Args:
@@ -68,11 +69,14 @@ def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_class
             and the last batch keeps its first rows only.
         progress: optional callback(done, total) after each batch.
         keep_features: also return the generated images' pool_3 rows and labels (for `sample_quality_scores`).
+        score_classes: also return the class-conditional accuracy (`ylg_tf.evaluation.class_accuracy`), for a
+            classifier whose logits are the generator's classes.
 
     Returns:
         {"fid": float, "inception_score": float, "num_samples": int,
          "timings": {"sampling_seconds": ..., "metric_seconds": ...}} (sampling includes classifying), and
-        with keep_features "features": (pool_3 float32 [N, D], labels int32 [N]).
+        with keep_features "features": (pool_3 float32 [N, D], labels int32 [N]), with score_classes
+        "class_accuracy": a ClassAccuracy.
     """
     check_sample_counts(num_samples, batch_size)
     start = time.perf_counter()
@@ -83,24 +87,22 @@ def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_class
     logits_accumulator = None
     generated_statistics = None
     kept_features, kept_labels = [], []
+    class_accumulator = ClassAccuracyAccumulator(num_classes) if score_classes else None
     done = 0
-    batch_index = 0
-    while done < num_samples:
-        z, labels = sample_latents(batch_index, batch_size, num_classes, z_dim, seed)
-        outputs = classify_in_batches(function, sample_fn(z, labels), batch_size)
-        rows = min(batch_size, num_samples - done)
-        logits = outputs[inception.LOGITS][:rows]  # [rows, K]
-        pool = outputs[inception.POOL][:rows]  # [rows, D]
+    for outputs, labels in classified_batches(sample_fn, function, num_samples, batch_size, num_classes, z_dim, seed):
+        logits = outputs[inception.LOGITS]  # [rows, K]
+        pool = outputs[inception.POOL]  # [rows, D]
         if logits_accumulator is None:
             logits_accumulator = metrics.LogitsAccumulator(logits.shape[1])
             generated_statistics = metrics.ActivationStatistics(pool.shape[1])
         logits_accumulator.update(logits)
         generated_statistics.update(pool)
+        if class_accumulator is not None:
+            class_accumulator.update(logits, labels)
         if keep_features:
             kept_features.append(np.asarray(pool, np.float32))
-            kept_labels.append(np.asarray(labels)[:rows].astype(np.int32))
-        done += rows
-        batch_index += 1
+            kept_labels.append(labels)
+        done += len(labels)
         if progress is not None:
             progress(done, num_samples)
     sampling_seconds = time.perf_counter() - start
@@ -117,6 +119,8 @@ def evaluate_generator(sample_fn, classifier, num_samples, batch_size, num_class
     }
     if keep_features:
         scores["features"] = (np.concatenate(kept_features), np.concatenate(kept_labels))
+    if class_accumulator is not None:
+        scores["class_accuracy"] = class_accumulator.result()
     return scores
 
 
@@ -191,8 +195,9 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
         data_dir, image_size, inception (the classifier source), classifier (its description),
         protocol (the protocol's parameters), comparable (no deviation from the protocol), deviations
         (a phrase per deviation), real_statistics {path, reused}, timings {real_statistics_seconds,
-        sampling_seconds, metric_seconds}; with extra_metrics, their scores and timings real_features_seconds,
-        sample_quality_seconds.
+        sampling_seconds, metric_seconds}, class_accuracy ({accuracy, per_class, num_samples} of
+        `ylg_tf.evaluation.class_accuracy` when the built-in classifier scores a built-in-data generator, else
+        None); with extra_metrics, their scores and timings real_features_seconds, sample_quality_seconds.
     """
     if not isinstance(classifier, Classifier):
         raise EvaluationError(f"classifier must be a Classifier, got {type(classifier).__name__}")
@@ -221,9 +226,12 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
                                   batch_size=batch_size, data_dir=data_dir),
         num_samples, cache_path, provenance, progress=phase_progress("real"))
     real_seconds = time.perf_counter() - start
+    score_classes = classifier.description.get("kind") == "builtin" and builtin_classifier_knows_the_classes(
+        dataset, model_config.num_classes)
     scores = evaluate_generator(
         sample_fn, classifier, num_samples, batch_size, model_config.num_classes, model_config.z_dim,
-        real, seed=seed, progress=phase_progress("generated"), keep_features=bool(extra_metrics))
+        real, seed=seed, progress=phase_progress("generated"), keep_features=bool(extra_metrics),
+        score_classes=score_classes)
     extra_scores, extra_timings = {}, {}
     if extra_metrics:
         start = time.perf_counter()
@@ -253,6 +261,7 @@ def evaluate(sample_fn, classifier, *, workdir, model_config: ModelConfig, datas
         "comparable": not deviations,
         "deviations": deviations,
         "real_statistics": {"path": cache_path, "reused": reused},
+        "class_accuracy": scores["class_accuracy"].to_dict() if score_classes else None,
         **extra_scores,
         "timings": {"real_statistics_seconds": round(real_seconds, 3), **scores["timings"], **extra_timings},
     }
@@ -368,7 +377,9 @@ def result_summary(result):
     protocol = result.get("protocol", {}).get("name")
     protocol_note = "" if protocol is None else (
         f", protocol {protocol}{'' if result.get('comparable') else ' (not comparable)'}")
-    extra = "".join(
+    class_accuracy = (result.get("class_accuracy") or {}).get("accuracy")
+    class_note = f"  class accuracy {class_accuracy:.1%}" if class_accuracy is not None else ""
+    extra = class_note + "".join(
         f"  {label} {value:.4f}" for label, value in (
             ("KID", result.get("kid", {}).get("mean")), ("precision", result.get("precision")),
             ("recall", result.get("recall")), ("density", result.get("density")),

@@ -72,7 +72,7 @@ class PeriodicEvaluator:
 
     def __call__(self, generator, step):
         """{"fid", "inception_score", "num_samples", "step", "seconds", "protocol" (its name), "comparable"}
-        of `generator` at `step`."""
+        of `generator` at `step`, and "class_accuracy" where the classifier names the generator's classes."""
         sample_fn = self._sample_functions.get(id(generator))
         if sample_fn is None:
             sample_fn = self._sample_functions[id(generator)] = generator_sample_function(generator)
@@ -84,7 +84,7 @@ class PeriodicEvaluator:
             protocol=self.protocol, log=self._log_warning_once)
         logging.info("step %d: FID %.4f, IS %.4f (%d samples, classifier %s)", step, result["fid"],
                      result["inception_score"], self.num_samples, self.classifier_source)
-        return {
+        scores = {
             "fid": result["fid"],
             "inception_score": result["inception_score"],
             "num_samples": self.num_samples,
@@ -93,6 +93,9 @@ class PeriodicEvaluator:
             "protocol": self.protocol.name,
             "comparable": result["comparable"],
         }
+        if result["class_accuracy"] is not None:  # the built-in classifier on a built-in-data run
+            scores["class_accuracy"] = result["class_accuracy"]["accuracy"]
+        return scores
 
 
 def make_periodic_evaluator(config: ExperimentConfig, workdir, classifier_source=None, **options):

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from ylg_tf.config import ModelConfig
-from ylg_tf.evaluation.classifiers import EvaluationError
+from ylg_tf.evaluation.classifiers import EvaluationError, classify_in_batches
 from ylg_tf.latents import evaluation_latents
 
 MINIMUM_SAMPLES = 2  # a covariance needs two samples
@@ -28,6 +28,21 @@ def sample_latents(batch_index, batch_size, num_classes, z_dim, seed=0):
     """(z float32 [batch_size, z_dim] ~ N(0, I), labels int32 [batch_size] uniform in [0, num_classes)) of
     batch `batch_index`: `ylg_tf.latents.evaluation_latents`, keyed by (seed, batch_index)."""
     return evaluation_latents(seed, batch_index, batch_size, z_dim, num_classes)
+
+
+def classified_batches(sample_fn, classifier_function, num_samples, batch_size, num_classes, z_dim, seed=0):
+    """Yields (classifier outputs {"logits", "pool_3"} as NumPy arrays, labels int32) of `num_samples`
+    generated images, batch after batch: batch i is `sample_fn` of `sample_latents(i, ...)`, and the last batch
+    keeps its first rows only."""
+    check_sample_counts(num_samples, batch_size)
+    done, batch_index = 0, 0
+    while done < num_samples:
+        z, labels = sample_latents(batch_index, batch_size, num_classes, z_dim, seed)
+        rows = min(batch_size, num_samples - done)
+        outputs = classify_in_batches(classifier_function, sample_fn(z, labels), batch_size)
+        yield {field: values[:rows] for field, values in outputs.items()}, np.asarray(labels)[:rows].astype(np.int32)
+        done += rows
+        batch_index += 1
 
 
 def generator_sample_function(generator):
