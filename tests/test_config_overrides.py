@@ -27,6 +27,7 @@ EVERY_FIELD = {
     "model.discriminator_attention_resolutions": ("[4, 32]", (4, 32)),
     "model.attention_block": ("residual", "residual"),
     "model.generator_spectral_norm": ("False", False),
+    "model.batch_norm_decay": ("0.95", 0.95),
     "training.batch_size": ("8", 8),
     "training.train_steps": ("1_000", 1000),
     "training.generator_learning_rate": ("2e-4", 2e-4),

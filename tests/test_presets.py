@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ylg_tf.config import PRESETS, get_preset
+from ylg_tf.config import ORIGINAL_BATCH_NORM_DECAY, PRESETS, get_preset
 from ylg_tf.models.networks import check_attention_channels, placements
 from ylg_tf.training.trainer import Trainer
 
@@ -100,3 +100,9 @@ def test_the_original_presets_keep_the_original_places():
         model = get_preset(name).model
         assert model.generator_attention_resolutions is None and model.discriminator_attention_resolutions is None
         assert model.attention_block == "attention" and model.generator_spectral_norm
+
+
+def test_only_the_short_local_runs_leave_the_original_batch_norm_decay():
+    short = {"demo": 0.9}
+    for name, config in PRESETS.items():
+        assert config.model.batch_norm_decay == short.get(name, ORIGINAL_BATCH_NORM_DECAY), name

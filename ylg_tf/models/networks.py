@@ -26,7 +26,7 @@ import tf_keras
 from ylg_tf.attention.layers import LocalSparseAttention, SelfAttention
 from ylg_tf.normalization.batch import ConditionalBatchNormalization
 from ylg_tf.attention.block_sparse import BlockSparseLocalAttention
-from ylg_tf.config import DEFAULT_ATTENTION_RESOLUTIONS, ModelConfig
+from ylg_tf.config import DEFAULT_ATTENTION_RESOLUTIONS, ORIGINAL_BATCH_NORM_DECAY, ModelConfig
 from ylg_tf.normalization.spectral import SpectralConv2D, SpectralDense, SpectralEmbedding
 
 
@@ -144,15 +144,17 @@ class GeneratorBlock(tf_keras.layers.Layer):
     kernels unnormalised.
     """
 
-    def __init__(self, filters, num_classes, upsample=True, spectral_normalization=True, **kwargs):
+    def __init__(self, filters, num_classes, upsample=True, spectral_normalization=True,
+                 batch_norm_decay=ORIGINAL_BATCH_NORM_DECAY, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.num_classes = num_classes
         self.upsample = bool(upsample)
         self.spectral_normalization = bool(spectral_normalization)
+        self.batch_norm_decay = float(batch_norm_decay)
         convolution = dict(normalize=self.spectral_normalization)
-        self.cbn_0 = ConditionalBatchNormalization(num_classes, name="cbn_0")
-        self.cbn_1 = ConditionalBatchNormalization(num_classes, name="cbn_1")
+        self.cbn_0 = ConditionalBatchNormalization(num_classes, decay=self.batch_norm_decay, name="cbn_0")
+        self.cbn_1 = ConditionalBatchNormalization(num_classes, decay=self.batch_norm_decay, name="cbn_1")
         self.snconv1 = SpectralConv2D(filters, 3, name="snconv1", **convolution)
         self.snconv2 = SpectralConv2D(filters, 3, name="snconv2", **convolution)
         self.snconv3 = SpectralConv2D(filters, 1, name="snconv3", **convolution) if self.upsample else None
@@ -181,6 +183,7 @@ class GeneratorBlock(tf_keras.layers.Layer):
             num_classes=self.num_classes,
             upsample=self.upsample,
             spectral_normalization=self.spectral_normalization,
+            batch_norm_decay=self.batch_norm_decay,
         )
         return config
 
@@ -322,7 +325,8 @@ class Generator(ConfiguredNetwork):
         self.g_snh0 = SpectralDense(4 * 4 * self.initial_channels, normalize=normalize, name="g_snh0")
         self.blocks = [
             GeneratorBlock(
-                multiplier * gf, model_config.num_classes, spectral_normalization=normalize, name=f"g_block{index}"
+                multiplier * gf, model_config.num_classes, spectral_normalization=normalize,
+                batch_norm_decay=model_config.batch_norm_decay, name=f"g_block{index}"
             )
             for index, multiplier in enumerate(architecture.generator_multipliers, start=1)
         ]
@@ -334,12 +338,13 @@ class Generator(ConfiguredNetwork):
                     model_config.num_classes,
                     upsample=False,
                     spectral_normalization=normalize,
+                    batch_norm_decay=model_config.batch_norm_decay,
                     name=placement.name,
                 )
             return make_attention(model_config, "generator", "training", placement.name, normalize)
 
         self._place_blocks(make_block)
-        self.g_bn = ConditionalBatchNormalization(None, name="g_bn")
+        self.g_bn = ConditionalBatchNormalization(None, decay=model_config.batch_norm_decay, name="g_bn")
         self.g_snconv_last = SpectralConv2D(3, 3, normalize=normalize, name="g_snconv_last")
 
     def call(self, inputs, training=None, return_attention=False, attention_resolution=None):
