@@ -83,9 +83,11 @@ def main(argv):
     config = resolved_config()
     workdir = FLAGS.workdir or os.path.join("runs", FLAGS.preset)
 
+    import tensorflow as tf
     import tf_keras
 
     from ylg_tf.training.distribution import create_strategy
+    from ylg_tf.data.datasets import class_names
     from ylg_tf.storage.files import absolute_path
     from ylg_tf.training.experiment import CheckpointUnreadableError, TrainingDivergedError, run_training
 
@@ -102,20 +104,33 @@ def main(argv):
         except OSError as error:  # the classifier cannot be reached: say how to train without it
             command_line.fail(f"{error} (training evaluates every eval_every={config.training.eval_every} "
                               "steps; --eval_every=0 trains without evaluating)")
+    from ylg_tf.evaluation.class_accuracy import make_class_accuracy_scorer, recognition_line
+
+    # A built-in-data run is also scored by the built-in classifier: how many samples show their class.
     log = lambda message: print(message, flush=True)  # noqa: E731
+    cache_directory = command_line.default_classifier_cache_directory()
+    try:
+        class_scorer = make_class_accuracy_scorer(config, cache_directory, training_progress=lambda step, loss: log(
+            f"training the built-in classifier (once; cached in {cache_directory}): step {step}, loss {loss:.4f}"))
+    except (OSError, tf.errors.OpError) as error:  # e.g. an unwritable cache: train anyway
+        log(f"warning: the samples will not be scored by the built-in classifier ({error})")
+        class_scorer = None
     try:
         result = run_training(
             config, workdir, strategy, log=log, evaluator=evaluator, jit_compile=FLAGS.jit_compile,
             allow_data_change=FLAGS.allow_data_change, force_unlock=FLAGS.force_unlock,
-            runtime_choices={"tpu": FLAGS.tpu, "command_line": sys.argv},
+            runtime_choices={"tpu": FLAGS.tpu, "command_line": sys.argv}, class_scorer=class_scorer,
         )
     except (TrainingDivergedError, CheckpointUnreadableError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     if result.preempted:
         return  # run_training said what it saved, in one line
-    log(f"done at step {result.step}: samples in {absolute_path(result.samples_path)}, "
-        f"checkpoint {result.checkpoint}, SavedModel in {result.export_directory}")
+    if result.class_accuracy is not None:
+        log(recognition_line(result.class_accuracy, class_names(config.data.dataset)))
+    log(f"done at step {result.step}: samples in {absolute_path(result.samples_path)} (a row per class: "
+        f"{os.path.basename(result.class_grid_path)}), checkpoint {result.checkpoint}, "
+        f"SavedModel in {result.export_directory}")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,32 @@
 
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# The built-in classifier's cache (ylg_tf.command_line.default_classifier_cache_directory): one per test session,
+# made by the main process and inherited by the xdist workers and every tool the tests run, so the classifier
+# trains once per session and no test writes into the user's ~/.cache.
+CLASSIFIER_CACHE_VARIABLE = "YLG_TF_CACHE_DIR"
+_SESSION_CACHE_OWNER = "YLG_TF_TEST_SESSION_CACHE"
+
+
+def pytest_configure(config):
+    if os.environ.get(_SESSION_CACHE_OWNER):
+        return  # an xdist worker: the main process has set the cache
+    os.environ[CLASSIFIER_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="ylg_tf_test_cache_")
+    os.environ[_SESSION_CACHE_OWNER] = str(os.getpid())
+
+
+def pytest_unconfigure(config):
+    if os.environ.get(_SESSION_CACHE_OWNER) == str(os.getpid()):
+        shutil.rmtree(os.environ[CLASSIFIER_CACHE_VARIABLE], ignore_errors=True)
 
 import original_fixture  # noqa: E402  (a helper beside this file; loads no TensorFlow)
 

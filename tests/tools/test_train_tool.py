@@ -14,6 +14,8 @@ from PIL import Image
 from conftest import REPOSITORY_ROOT
 from tool_runner import assert_one_line_error, run_tool
 from ylg_tf import latents, pictures
+from ylg_tf.data import builtin_shapes
+from ylg_tf.evaluation import class_accuracy
 from ylg_tf.config import PRESET_DESCRIPTIONS, PRESETS, get_preset
 from ylg_tf.storage import workdir as workdirs
 
@@ -50,8 +52,15 @@ def test_demo_preset_end_to_end(tmp_path):
     assert workdirs.checkpoint_step(workdirs.latest_checkpoint(workdir)) == 4
     assert (workdir / "samples" / "latest.png").is_file()
     assert list((workdir / "summaries").glob("events.out.tfevents.*"))
-    # The export reloads and gives the Keras generator's images.
+    assert (workdir / "samples" / "classes_latest.png").is_file()  # a row per class
+    # The last line before "done" is the built-in classifier's verdict on the final generator: the share the
+    # scorer finds on the same 1000 evaluation latents.
     _, generator, _, _ = workdirs.restore_networks(str(workdir))
+    scorer = class_accuracy.make_class_accuracy_scorer(get_preset("demo"), os.environ["YLG_TF_CACHE_DIR"])
+    expected_line = class_accuracy.recognition_line(scorer(generator), builtin_shapes.CLASS_NAMES)
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2] == expected_line and lines[-1].startswith("done at step 4")
+    # The export reloads and gives the Keras generator's images.
     serve = tf.saved_model.load(str(workdir / "export")).signatures["serving_default"]
     z = tf.random.stateless_normal([2, generator.model_config.z_dim], seed=[3, 4])
     labels = tf.constant([1, 9], tf.int32)
@@ -103,6 +112,7 @@ def test_demo_preset_end_to_end(tmp_path):
          "comma-separated integers"),
         (["--config.model.attention_block=residual"], "needs attention='none', got attention='ylg'"),
         (["--config.training.discriminator_steps=0"], "discriminator_steps=0"),
+        (["--config.model.batch_norm_decay=1.5"], "batch_norm_decay=1.5 must be in [0, 1)"),
         (["--config.training.eval_protocol=bogus"], "eval_protocol='bogus' is not one of ('standard', 'ylg')"),
         (["--config.training.generator_ema_decy=0.9"],
          "--config.training.generator_ema_decy: the config has no field 'training.generator_ema_decy'; did you mean "
@@ -122,6 +132,19 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, arguments, named):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
     assert named in lines[0]
+
+
+def test_an_unusable_classifier_cache_is_one_warning_and_training_goes_on(tmp_path):
+    blocker = tmp_path / "not_a_directory"
+    blocker.write_text("a file where the cache directory would be")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--preset=test", f"--workdir={tmp_path / 'run'}"], capture_output=True,
+        text=True, cwd=tmp_path, timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "YLG_TF_CACHE_DIR": str(blocker / "cache")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: the samples will not")]
+    assert len(warnings) == 1 and "recognises" not in result.stdout
+    assert "done at step 4" in result.stdout
 
 
 def test_list_presets_prints_one_line_per_preset_and_config_file_needs_a_workdir(tmp_path):

@@ -270,3 +270,47 @@ def test_periodic_evaluation_writes_the_history_and_keeps_the_best_checkpoint_th
     assert sorted(names) == sorted([evaluation_history.BEST_RECORD, f"{best['checkpoint']}.index",
                                     f"{best['checkpoint']}.data-00000-of-00001"])
     assert workdirs.restore_networks(directory, "best")[3] == 12
+
+
+def test_summaries_carry_the_config_learning_rates_per_class_grid_and_class_accuracy(tmp_path):
+    from PIL import Image
+
+    from ylg_tf.data import builtin_shapes
+    from ylg_tf.evaluation.class_accuracy import ClassAccuracy
+
+    calls = []
+
+    def scorer(generator):  # a stand-in for the built-in classifier: a known share per call
+        calls.append(generator)
+        share = 0.1 * len(calls)
+        return ClassAccuracy(share, (share,) * 9 + (float("nan"),), 1000)
+
+    config = TEST_CONFIG.replace(training={"train_steps": 4, "steps_per_loop": 2, "checkpoint_every": 4,
+                                           "generator_learning_rate": 3e-4})
+    result = run_training(config, str(tmp_path), tf.distribute.get_strategy(), log=lambda message: None,
+                          class_scorer=scorer)
+    assert len(calls) == 2 and result.class_accuracy.accuracy == pytest.approx(0.2)
+    scalars, texts, images = {}, {}, {}
+    for path in (tmp_path / "summaries").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor)
+                if value.metadata.plugin_data.plugin_name == "text":
+                    texts[value.tag] = tensor.item().decode()
+                elif value.metadata.plugin_data.plugin_name == "images":
+                    images[(value.tag, event.step)] = tensor
+                else:
+                    scalars.setdefault(value.tag, []).append((event.step, float(tensor)))
+    assert scalars["class_accuracy/all"] == [(2, pytest.approx(0.1)), (4, pytest.approx(0.2))]
+    assert scalars[f"class_accuracy/{builtin_shapes.CLASS_NAMES[0]}"][-1] == (4, pytest.approx(0.2))
+    assert f"class_accuracy/{builtin_shapes.CLASS_NAMES[9]}" not in scalars  # NaN: no sample of that class
+    assert scalars["train/generator_learning_rate"] == [(2, pytest.approx(3e-4)), (4, pytest.approx(3e-4))]
+    assert scalars["train/discriminator_learning_rate"][-1] == (4, pytest.approx(4e-4))
+    assert texts["config"] == "```\n" + config.to_json() + "\n```"
+    # The per-class grid: 10 rows of 8 (32x32 enlarged for display), the same picture as classes_latest.png.
+    encoded = images[("samples_per_class", 4)][2]
+    grid = tf.io.decode_png(encoded).numpy()
+    np.testing.assert_array_equal(grid, np.asarray(Image.open(result.class_grid_path).convert("RGB")))
+    assert result.class_grid_path == str(tmp_path / "samples" / "classes_latest.png")
+    tile = (grid.shape[1] - 2) // 8  # 8 columns of a tile and its 2-pixel gap, after a 2-pixel border
+    assert grid.shape[0] == 10 * tile + 2

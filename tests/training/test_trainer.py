@@ -57,7 +57,9 @@ def test_one_step_on_two_replicas_equals_one_replica():
     assert result["spectral_norm_u"] < 2e-5, result
     assert result["batch_norm_statistics"] < 1e-5, result
     assert result["replica_spread"] == 0.0, result
-    assert result["metrics"] < 1e-5, result
+    # The losses are O(1) float32 means that the two runs sum in another order (1.5e-5 apart seen once in CI);
+    # a distribution bug (a loss scaled by the replica count, a replica's batch dropped) moves them by O(0.1).
+    assert result["metrics"] < 1e-4, result
     assert "batch_size=3" in result["odd_batch_error"] and "2 replicas" in result["odd_batch_error"]
 
 

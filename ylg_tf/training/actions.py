@@ -13,14 +13,14 @@ import re
 
 import tensorflow as tf
 
-from ylg_tf.pictures import image_grid, png_bytes, upscale
+from ylg_tf.pictures import class_grid_picture, image_grid, png_bytes, upscale
 from ylg_tf.storage import evaluation_history, files
 from ylg_tf.storage.export import export_generator
 from ylg_tf.storage.workdir import CHECKPOINT_NAME, best_checkpoint_directory
 from ylg_tf.training.stop_request import run_in_worker
 from ylg_tf.training.trainer import METRIC_NAMES
 
-EVALUATION_SCORES = ("fid", "inception_score")
+EVALUATION_SCORES = ("fid", "inception_score", "class_accuracy")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -87,22 +87,40 @@ def mean_metrics(loops):
     }
 
 
+def write_config_text(writer, config, step):
+    """The resolved config as a TensorBoard text summary ("config", JSON in a code block) at `step`."""
+    with writer.as_default(step=step):
+        tf.summary.text("config", "```\n" + config.to_json() + "\n```")
+    writer.flush()
+
+
 class Summaries:
     """The log line, the TensorBoard scalars and the grid of fixed-latent samples (written to
     samples/step_XXXXXXXX.png and samples/latest.png), over the loops since the last summaries.
+
+    A grid with one row per class (`class_grid_latents`: the first classes, a few fixed latents each) goes to
+    samples/classes_latest.png and TensorBoard. TensorBoard also gets both learning rates and, with a
+    `class_scorer` (`ylg_tf.evaluation.class_accuracy`: the built-in classifier on a built-in-data run), the
+    share of samples recognised as their class, overall and per class (the last one: `last_class_accuracy`).
 
     Beside each attention layer's sigma_ratio, the mean entropy and distance of every head's attention
     (`ylg_tf.attention.analytics`), computed outside the compiled step on the sample grid's fixed latents (G)
     and on G's images of them (D), so that the curves of one run compare step by step."""
 
-    def __init__(self, trainer, train_steps, writer, samples_directory, latents, log):
+    def __init__(self, trainer, train_steps, writer, samples_directory, latents, log, class_grid_latents=None,
+                 class_scorer=None, class_names=None):
         self.trainer = trainer
         self.train_steps = train_steps
         self.writer = writer
         self.samples_directory = samples_directory
         self.latest_path = os.path.join(samples_directory, "latest.png")
+        self.class_grid_path = os.path.join(samples_directory, "classes_latest.png")
         self.latents = latents
         self.log = log
+        self.class_grid_latents = class_grid_latents
+        self.class_scorer = class_scorer
+        self.class_names = class_names
+        self.last_class_accuracy = None
 
     def __call__(self, step, loops):
         values = mean_metrics(loops)
@@ -119,10 +137,28 @@ class Summaries:
                        max(1, 128 // image_size))
         for path in (os.path.join(self.samples_directory, f"step_{step:08d}.png"), self.latest_path):
             written(f"samples in {self.samples_directory}", lambda: files.write_bytes_atomically(path, png_bytes(grid)))
+        per_class = None
+        if self.class_grid_latents is not None:
+            z, labels, samples_per_class = self.class_grid_latents
+            per_class = class_grid_picture(self.trainer.sample(z, labels).numpy(), samples_per_class)
+            written(f"samples in {self.samples_directory}",
+                    lambda: files.write_bytes_atomically(self.class_grid_path, png_bytes(per_class)))
+        class_accuracy = None
+        if self.class_scorer is not None:
+            class_accuracy = self.last_class_accuracy = self.class_scorer(self.trainer.sampling_generator)
         with self.writer.as_default(step=step):
             for name, value in values.items():
                 tf.summary.scalar(f"train/{name}", value)
             tf.summary.scalar("train/steps_per_second", steps_per_second)
+            tf.summary.scalar("train/generator_learning_rate", float(self.trainer.generator_optimizer.learning_rate))
+            tf.summary.scalar("train/discriminator_learning_rate",
+                              float(self.trainer.discriminator_optimizer.learning_rate))
+            if class_accuracy is not None:
+                tf.summary.scalar("class_accuracy/all", class_accuracy.accuracy)
+                for label, value in enumerate(class_accuracy.per_class):
+                    name = self.class_names[label] if self.class_names else f"class_{label}"
+                    if math.isfinite(value):
+                        tf.summary.scalar(f"class_accuracy/{name}", value)
             for name, value in self.trainer.attention_sigma_ratios().items():
                 tf.summary.scalar(f"sigma_ratio/{name}", value)
             # Per head: how spread (nats) and how far (key-grid pixels) each layer looks, on the grid's latents.
@@ -131,12 +167,15 @@ class Summaries:
                     tf.summary.scalar(f"attention_entropy/{name}/head_{head}", entropy)
                     tf.summary.scalar(f"attention_distance/{name}/head_{head}", distance)
             tf.summary.image("samples", grid[None], max_outputs=1)
+            if per_class is not None:
+                tf.summary.image("samples_per_class", per_class[None], max_outputs=1)
         self.writer.flush()
 
 
 class Evaluation:
     """Scores the sampling generator with `evaluator(generator, step) -> {name: value}` (None: the action
-    does nothing) into TensorBoard (eval/fid, eval/inception_score, eval/best_fid), the log, the work
+    does nothing) into TensorBoard (eval/fid, eval/inception_score, eval/class_accuracy where the evaluator
+    gives it, eval/best_fid), the log, the work
     directory's history (DIR/evaluation/history.jsonl) and, when its FID is the lowest so far, the best
     checkpoint (DIR/checkpoints/best/, never deleted by the keep-N rotation; `ylg_tf.storage.evaluation_history`)."""
 

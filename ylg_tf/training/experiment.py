@@ -35,7 +35,7 @@ from ylg_tf.storage import runtime_record
 from ylg_tf.storage import workdir as workdirs
 from ylg_tf.config import COMPUTATION_FIELDS, ExperimentConfig, model_differences
 from ylg_tf.data.datasets import check_folder_images, class_names, count_examples, dataset_info, make_dataset
-from ylg_tf.latents import sample_grid_latents
+from ylg_tf.latents import class_grid_inputs, sample_grid_latents
 from ylg_tf.training import actions
 from ylg_tf.training.actions import DiskWriteError, TrainingDivergedError, eta_text  # noqa: F401 (see above)
 from ylg_tf.training.controller import Controller
@@ -45,6 +45,9 @@ from ylg_tf.training.stop_request import StopRequest
 from ylg_tf.training.trainer import Trainer
 
 SAMPLE_GRID_SIZE = 16
+# TensorBoard's per-class grid: a row of this many fixed latents for each of the first classes.
+CLASS_GRID_CLASSES = 10
+CLASS_GRID_SAMPLES_PER_CLASS = 8
 
 
 class CheckpointUnreadableError(RuntimeError):
@@ -59,6 +62,8 @@ class TrainingResult:
     export_directory: str
     samples_path: str
     stop_signal: str = ""  # "SIGTERM" or "SIGINT" when a signal stopped the run
+    class_grid_path: str = ""  # the latest grid with a row per class
+    class_accuracy: object = None  # the last summaries' ClassAccuracy, with a class_scorer
 
 
 def physical_memory_bytes():
@@ -255,6 +260,7 @@ def run_training(
     allow_data_change=False,
     force_unlock=False,
     runtime_choices=None,
+    class_scorer=None,
 ):
     """Trains (or resumes) in `workdir`. `evaluator(generator, step) -> {name: value}` scores the
     sampling generator every eval_every steps and at the end (`ylg_tf.training.schedule`).
@@ -263,6 +269,9 @@ def run_training(
     force_unlock: take the work directory's lock over even when its holder cannot be checked (another host).
     runtime_choices: JSON values the caller chose that the run cannot see (e.g. {"tpu": NAME}), recorded
       with the strategy and jit_compile in DIR/runtime.json (`ylg_tf.storage.runtime_record`) at each start.
+    class_scorer: `scorer(generator) -> ClassAccuracy` (`ylg_tf.evaluation.class_accuracy`), run with every
+      summaries, its last result in TrainingResult.class_accuracy (a built-in-data run scored by the built-in
+      classifier); None: not scored.
     """
     workdir = os.fspath(workdir)
     check_data_config(config)
@@ -276,14 +285,15 @@ def run_training(
     try:
         with run_lock.WorkdirLock(workdir, force=force_unlock, log=log) as lock:
             return _run_locked(
-                config, existing, workdir, strategy, lock, log, evaluator, jit_compile, runtime_choices or {}
-            )
+                config, existing, workdir, strategy, lock, log, evaluator, jit_compile, runtime_choices or {},
+                class_scorer)
     finally:
         if created:
             files.remove_empty_directories(workdir)  # a run that failed before writing anything
 
 
-def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile, runtime_choices):
+def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_compile, runtime_choices,
+                class_scorer):
     training = config.training
     _remove_stale_files(workdir, log)
     for subdirectory in (workdirs.CHECKPOINT_DIRECTORY, workdirs.SAMPLES_DIRECTORY):
@@ -330,9 +340,16 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
     # Every action of the run, registered once; when each runs is the schedule's decision alone.
     saver = actions.CheckpointSaver(trainer, manager, lock, restored or "")
     export = actions.Export(trainer, os.path.join(workdir, workdirs.EXPORT_DIRECTORY), log)
-    summaries = actions.Summaries(trainer, training.train_steps, writer, samples_directory,
-                                  sample_grid_latents(config.training.seed, SAMPLE_GRID_SIZE, config.model.z_dim,
-                                                      config.model.num_classes), log)
+    grid_classes = list(range(min(CLASS_GRID_CLASSES, config.model.num_classes)))
+    summaries = actions.Summaries(
+        trainer, training.train_steps, writer, samples_directory,
+        sample_grid_latents(config.training.seed, SAMPLE_GRID_SIZE, config.model.z_dim, config.model.num_classes),
+        log,
+        class_grid_latents=(*class_grid_inputs(grid_classes, CLASS_GRID_SAMPLES_PER_CLASS, config.model.z_dim,
+                                               config.training.seed), CLASS_GRID_SAMPLES_PER_CLASS),
+        class_scorer=class_scorer,
+        class_names=class_names(config.data.dataset, config.data.data_dir) if class_scorer is not None else None)
+    actions.write_config_text(writer, config, start_step)
     registered = {
         "summaries": summaries,
         "evaluate": actions.Evaluation(trainer, evaluator, writer, log, workdir),
@@ -356,4 +373,5 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
             log(f"nothing to train: step {step} is train_steps; the export {export.directory} is kept")
         else:  # a run stopped during its last step ends here
             export(step)
-    return TrainingResult(step, bool(stop_signal), saver.path, export.directory, summaries.latest_path, stop_signal)
+    return TrainingResult(step, bool(stop_signal), saver.path, export.directory, summaries.latest_path, stop_signal,
+                          summaries.class_grid_path, summaries.last_class_accuracy)
