@@ -172,3 +172,20 @@ def test_stacks_benchmark_names_bad_interpreters_in_one_line(pythons, detail):
     assert completed.returncode == 2
     last_line = completed.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: ") and detail in last_line, last_line
+
+
+def test_demo_quality_benchmark_writes_its_report_and_its_two_accuracies_agree(tmp_path):
+    output = tmp_path / "demo_quality.json"
+    completed = _run(
+        "demo_quality.py", "--seeds=3", f"--root={tmp_path / 'runs'}", f"--output={output}",
+        "--train_flag=--train_steps=4", "--train_flag=--steps_per_loop=2", "--train_flag=--batch_size=4")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(output.read_text())
+    (row,) = report["rows"]
+    assert row["seed"] == 3 and row["train_seconds"] > 0
+    assert json.loads((tmp_path / "runs" / "seed_3" / "config.json").read_text())["training"]["seed"] == 3
+    # The run's own last line and tools/evaluate.py classify the same 1000 evaluation samples of one generator.
+    assert row["demo_line_accuracy"] == round(row["class_accuracy"], 2)
+    assert len(row["per_class_accuracy"]) == 10
+    assert report["summary"]["minimum_accuracy"] == row["class_accuracy"]
+    assert report["train_flags"] == ["--train_steps=4", "--steps_per_loop=2", "--batch_size=4"]

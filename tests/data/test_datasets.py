@@ -537,3 +537,21 @@ def test_preprocess_image_matches_the_original_crop_and_resize_formulation():
             np.testing.assert_allclose(
                 datasets.preprocess_image(image, image_size), original, atol=2e-5
             )
+
+
+def test_examples_by_class_are_the_first_examples_of_each_class_in_split_order():
+    images = datasets.examples_by_class("builtin", split="validation", image_size=16, classes=[7, 2], per_class=3)
+    assert images.shape == (6, 16, 16, 3)
+    # The reference: scan the same stream in order, keep the first three of each class.
+    stream = builtin_shapes.builtin_shapes_dataset(16, 0, 200, split="validation")
+    expected = {7: [], 2: []}
+    for image, label in stream:
+        if int(label) in expected and len(expected[int(label)]) < 3:
+            expected[int(label)].append(image.numpy())
+    np.testing.assert_array_equal(images, np.stack(expected[7] + expected[2]))
+
+
+def test_examples_by_class_names_a_class_with_too_few_examples():
+    with pytest.raises(ValueError, match="class 3 has"):
+        datasets.examples_by_class("builtin", split="train", image_size=8, classes=[3], per_class=5,
+                                   maximum_examples=10)

@@ -402,3 +402,31 @@ def make_dataset(
 
     dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def examples_by_class(name, *, split, image_size, classes, per_class, data_dir=None, seed=0,
+                      maximum_examples=100_000):
+    """The first `per_class` examples of each of `classes`, read in the split's order (unshuffled).
+
+    Returns float32 images [len(classes) * per_class, image_size, image_size, 3] in [-1, 1], class after
+    class (the rows of `ylg_tf.pictures.class_grid_picture`). ValueError names a class with too few examples
+    among the first `maximum_examples`.
+    """
+    _check_positive_integer("per_class", per_class)
+    found = {int(label): [] for label in classes}
+    batches = make_dataset(name, split=split, image_size=image_size, batch_size=min(256, maximum_examples),
+                           data_dir=data_dir, shuffle=False, repeat=False, seed=seed,
+                           num_examples=maximum_examples if name == "builtin" else None)
+    seen = 0
+    for images, labels in batches:
+        for image, label in zip(images.numpy(), labels.numpy()):
+            if int(label) in found and len(found[int(label)]) < per_class:
+                found[int(label)].append(image)
+        seen += len(labels)
+        if all(len(rows) == per_class for rows in found.values()) or seen >= maximum_examples:
+            break
+    short = [label for label, rows in found.items() if len(rows) < per_class]
+    if short:
+        raise ValueError(f"class {short[0]} has {len(found[short[0]])} of the {per_class} examples asked for "
+                         f"among the first {seen} of {name!r} {split!r}")
+    return np.concatenate([np.stack(found[int(label)]) for label in classes])
