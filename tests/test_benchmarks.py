@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import train_step  # benchmarks/train_step.py (pytest.ini puts benchmarks/ on the path)
 from conftest import REPOSITORY_ROOT
+from fake_inception import write_fake_inception_savedmodel
 
 
 def _run(script, *arguments):
@@ -189,3 +190,28 @@ def test_demo_quality_benchmark_writes_its_report_and_its_two_accuracies_agree(t
     assert len(row["per_class_accuracy"]) == 10
     assert report["summary"]["minimum_accuracy"] == row["class_accuracy"]
     assert report["train_flags"] == ["--train_steps=4", "--steps_per_loop=2", "--batch_size=4"]
+
+
+def test_input_pipeline_benchmark_reads_both_sources_and_estimates_the_host_cores(tmp_path):
+    output = tmp_path / "input_pipeline.json"
+    classifier = write_fake_inception_savedmodel(tmp_path / "inception")  # a small stand-in, 299x299 inputs
+    completed = _run(
+        "input_pipeline.py", f"--output={output}", "--num_images=16", "--width=40", "--height=30",
+        "--image_size=16", "--batch=4", "--batches=2", "--preset=test", "--eval_samples=4", "--eval_batch=2",
+        f"--classifier={classifier}")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(output.read_text())
+    rows = report["input_pipeline"]
+    assert [(row["source"], row["setting"]) for row in rows] == [
+        (source, setting) for source in ("folder", "tfds") for setting in ("autotune", "no autotune", "1 thread")]
+    for row in rows:
+        assert row["images"] == 8 and row["images_per_second"] > 0 and row["images_per_cpu_second"] > 0
+    estimate = report["tpu_v3_8"]
+    # cores = batch 256 x (peak x utilisation / step FLOPs) / the slowest one-thread rate
+    steps_per_second = 4 * 123.0 * estimate["assumed_utilisation"] / estimate["assumed_step_tflop"]
+    one_core = min(row["images_per_cpu_second"] for row in rows if row["setting"] == "1 thread")
+    assert estimate["host_cores_needed"] == pytest.approx(256 * steps_per_second / one_core)
+    evaluation = report["evaluation"]
+    for field in ("loop_images_per_second", "generator_images_per_second", "classifier_images_per_second"):
+        assert evaluation[field] > 0
+    assert "host cores" in completed.stdout and "evaluation loop" in completed.stdout

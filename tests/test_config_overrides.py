@@ -42,6 +42,7 @@ EVERY_FIELD = {
     "training.eval_protocol": ("ylg", "ylg"),
     "training.generator_ema_decay": ("0.999", 0.999),
     "training.discriminator_steps": ("2", 2),
+    "training.learning_rate_decay_steps": ("250", 250),
     "training.seed": ("7", 7),
     "data.dataset": ("cifar10", "cifar10"),
     "data.split": ("test", "test"),

@@ -164,6 +164,8 @@ class TrainingConfig:
     eval_num_samples: images scored by each periodic evaluation.
     eval_protocol: how periodic evaluation measures (`ylg_tf.evaluation.protocols`: the real images' split
       and the resize to 299; a sample count other than the protocol's is recorded as not comparable).
+    learning_rate_decay_steps: over the run's last this many steps both learning rates fall linearly towards
+      zero (`ylg_tf.training.learning_rates`); 0 keeps them constant (the paper's).
     """
 
     batch_size: int = 256
@@ -180,6 +182,7 @@ class TrainingConfig:
     eval_protocol: str = "standard"
     generator_ema_decay: float = 0.0
     discriminator_steps: int = 1
+    learning_rate_decay_steps: int = 0
     seed: int = 0
 
     def __post_init__(self):
@@ -197,6 +200,11 @@ class TrainingConfig:
             raise ValueError(f"eval_protocol={self.eval_protocol!r} is not one of {EVALUATION_PROTOCOLS}")
         if not 0.0 <= self.generator_ema_decay < 1.0:
             raise ValueError(f"generator_ema_decay={self.generator_ema_decay!r} must be in [0, 1)")
+        decay_steps = self.learning_rate_decay_steps
+        if not isinstance(decay_steps, int) or not 0 <= decay_steps <= self.train_steps:
+            raise ValueError(
+                f"learning_rate_decay_steps={decay_steps!r} must be an integer from 0 (constant rates) to "
+                f"train_steps={self.train_steps}")
 
 
 @dataclasses.dataclass(frozen=True)

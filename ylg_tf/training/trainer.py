@@ -20,6 +20,7 @@ import tf_keras
 from ylg_tf.attention import analytics
 from ylg_tf.config import ExperimentConfig
 from ylg_tf.latents import DISCRIMINATOR_PHASE, GENERATOR_PHASE, training_latents
+from ylg_tf.training.learning_rates import learning_rate_factor
 from ylg_tf.training.losses import discriminator_hinge_loss, generator_hinge_loss
 from ylg_tf.models.networks import Discriminator, Generator
 from ylg_tf.storage import checkpoint_layout
@@ -201,6 +202,8 @@ class Trainer:
             steps_done < num_steps, tf.logical_and(finite, tf.logical_not(self.stop_flag.read_value()))
         ):
             batches = tuple(next(iterator) for _ in range(self.config.training.discriminator_steps))
+            if self.config.training.learning_rate_decay_steps:
+                self.apply_learning_rates(self.step.read_value())
             per_replica = self.strategy.run(self._replica_step, args=(batches,))
             step_metrics = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
             finite = tf.reduce_all(tf.math.is_finite(step_metrics))
@@ -219,11 +222,14 @@ class Trainer:
             int(self.step.numpy()), *(float(value) for value in means.numpy()), int(steps_done), bool(finite)
         )
 
-    def apply_learning_rates(self):
-        """Sets the optimizers' rates to the config's (a restore brings back the rates the run was saved with)."""
+    def apply_learning_rates(self, step=None):
+        """Sets the optimizers' rates to the config's for the update at `step` (default: the step counter's),
+        `ylg_tf.training.learning_rates` (a restore brings back the rates the run was saved with)."""
         training = self.config.training
-        self.generator_optimizer.learning_rate = training.generator_learning_rate
-        self.discriminator_optimizer.learning_rate = training.discriminator_learning_rate
+        factor = learning_rate_factor(
+            self.step.read_value() if step is None else step, training.train_steps, training.learning_rate_decay_steps)
+        self.generator_optimizer.learning_rate = training.generator_learning_rate * factor
+        self.discriminator_optimizer.learning_rate = training.discriminator_learning_rate * factor
 
     def non_finite_variables(self):
         """Names of the checkpointed variables holding a NaN or infinite value."""
