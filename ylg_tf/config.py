@@ -13,6 +13,8 @@ ATTENTION_GEOMETRIES = ("original", "aligned")
 ATTENTION_IMPLEMENTATIONS = ("dense", "block_sparse")
 IMAGE_SIZES = (32, 64, 128)
 ATTENTION_BLOCKS = ("attention", "residual")
+# Keras mixed-precision policies the networks can compute in; variables are float32 in all of them.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 NETWORKS = ("generator", "discriminator")
 # Where the original puts its one attention layer: the feature-map side at its input, per image size.
 DEFAULT_ATTENTION_RESOLUTIONS = {
@@ -24,7 +26,7 @@ ORIGINAL_BATCH_NORM_DECAY = 0.999
 # The evaluation protocols' names; ylg_tf.evaluation.protocols defines them (and checks it has these).
 EVALUATION_PROTOCOLS = ("standard", "ylg")
 # ModelConfig fields that change how the networks compute, not what: a work directory may switch them.
-COMPUTATION_FIELDS = ("attention_implementation",)
+COMPUTATION_FIELDS = ("attention_implementation", "precision")
 
 
 def model_differences(first, second):
@@ -73,6 +75,10 @@ class ModelConfig:
       evaluation, export). 0.999 (the original's) averages over the last ~1000 steps and, starting from mean 0
       and variance 1 without debiasing, is 63% of the way to the real statistics at step 1000: right for
       runs of 1M steps, blurry for runs of a thousand. Short runs use less (the demo 0.9).
+    precision: the Keras mixed-precision policy of G and D. "float32" (default, the reference and every
+      preset's); "mixed_bfloat16" (TPUs; convolutions and matmuls in bfloat16); "mixed_float16" (GPUs, with
+      dynamic loss scaling). Variables stay float32, and so do the spectral-norm power iteration, the
+      attention softmax with its mask bias, batch normalisation and the losses. A work directory may switch it.
     """
 
     image_size: int = 128
@@ -88,6 +94,7 @@ class ModelConfig:
     attention_block: str = "attention"
     generator_spectral_norm: bool = True
     batch_norm_decay: float = ORIGINAL_BATCH_NORM_DECAY
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.image_size not in IMAGE_SIZES:
@@ -103,6 +110,8 @@ class ModelConfig:
                 f"attention_implementation={self.attention_implementation!r} is not one of "
                 f"{ATTENTION_IMPLEMENTATIONS}"
             )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r} is not one of {PRECISIONS}")
         for name in ("num_classes", "z_dim", "generator_channels", "discriminator_channels"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:

@@ -273,8 +273,9 @@ def _merge_permutation(group_indices):
 
 
 def _softmax_with_bias(logits, bias):
-    """softmax(logits + bias) over the last axis, for logits of any rank (CPU softmax kernels take <= 5)."""
-    biased = logits + tf.constant(bias, dtype=logits.dtype)
+    """softmax(logits + bias) over the last axis in float32 (whatever the logits' dtype), for logits of any
+    rank (CPU softmax kernels take <= 5)."""
+    biased = tf.cast(logits, tf.float32) + tf.constant(bias, dtype=tf.float32)
     flat = tf.reshape(biased, [-1, biased.shape[-1]])
     return tf.reshape(tf.nn.softmax(flat, axis=-1), tf.shape(biased))
 
@@ -341,9 +342,8 @@ def _attend_group(family, bias, summary_index, queries, keys, values, stride):
         logits = tf.einsum("bgjqd,bgjkd->bgjqk", query_blocks, key_blocks)  # [B, g, J, s r, w]
         logits = tf.reshape(logits, [batch, g, blocks, s, r, width])
         probabilities = _softmax_with_bias(logits, bias)
-        outputs = tf.einsum(
-            "bgjqk,bgjkd->bgjqd", tf.reshape(probabilities, [batch, g, blocks, s * r, width]), value_blocks
-        )
+        weights = tf.cast(tf.reshape(probabilities, [batch, g, blocks, s * r, width]), values.dtype)
+        outputs = tf.einsum("bgjqk,bgjkd->bgjqd", weights, value_blocks)
         outputs = tf.reshape(outputs, [batch, g, padded, r, value_depth])
         return outputs, tf.reshape(probabilities, [batch, g, padded, r, width])
     if family == "column":
@@ -354,9 +354,8 @@ def _attend_group(family, bias, summary_index, queries, keys, values, stride):
         value_columns = tf.transpose(tf.reshape(values, [batch, g, blocks, s, value_depth]), [0, 1, 3, 2, 4])
         logits = tf.einsum("bgjqd,bgjkd->bgjqk", query_columns, key_columns)  # [B, g, s, J r, J]
         probabilities = _softmax_with_bias(tf.reshape(logits, [batch, g, s, blocks, r, blocks]), bias)
-        outputs = tf.einsum(
-            "bgjqk,bgjkd->bgjqd", tf.reshape(probabilities, [batch, g, s, blocks * r, blocks]), value_columns
-        )
+        weights = tf.cast(tf.reshape(probabilities, [batch, g, s, blocks * r, blocks]), values.dtype)
+        outputs = tf.einsum("bgjqk,bgjkd->bgjqd", weights, value_columns)
         outputs = tf.transpose(tf.reshape(outputs, [batch, g, s, blocks, r, value_depth]), [0, 1, 3, 2, 4, 5])
         probabilities = tf.transpose(probabilities, [0, 1, 3, 2, 4, 5])  # [B, g, J, s, r, J]
         return (
@@ -375,7 +374,8 @@ def _attend_group(family, bias, summary_index, queries, keys, values, stride):
     summary_logits = tf.reshape(summary_logits, [batch, g, padded, r, num_summary])
     diagonal_logits = tf.reduce_sum(queries * keys[:, :, :, None, :], axis=-1, keepdims=True)  # [B,g,P,r,1]
     probabilities = _softmax_with_bias(tf.concat([summary_logits, diagonal_logits], axis=-1), bias)
-    summary_probabilities, diagonal_probabilities = tf.split(probabilities, [num_summary, 1], axis=-1)
+    summary_probabilities, diagonal_probabilities = tf.split(
+        tf.cast(probabilities, values.dtype), [num_summary, 1], axis=-1)
     summary_probabilities = tf.reshape(summary_probabilities, [batch, g, padded * r, num_summary])
     outputs = tf.einsum("bgqm,bgmd->bgqd", summary_probabilities, summary_values)
     outputs = tf.reshape(outputs, [batch, g, padded, r, value_depth])

@@ -19,6 +19,10 @@ With several heads the channels are split head-major (channel = head * d + i) an
 (channel = i * heads + head), as the original does; the asymmetry only matters for loading its weights.
 YLG adds (1 - M) * -1000 to the logits, M being the 8 sparse masks of `ylg_tf.attention.masks`.
 
+Under a mixed-precision policy the projections and the two attention products run in the compute dtype;
+the logits are cast to float32 for the mask bias and the softmax, so the probabilities (those returned
+too) are float32, and only their copy multiplying the values is cast back.
+
 Einsum letters: b batch, n heads, q queries, k keys, d channels of one head.
 """
 
@@ -27,7 +31,7 @@ import tensorflow as tf
 import tf_keras
 
 from ylg_tf.attention import masks
-from ylg_tf.normalization.spectral import U_UPDATES, SpectralConv2D
+from ylg_tf.normalization.spectral import U_UPDATES, SpectralConv2D, add_float32_weight
 
 MASK_LOGIT_PENALTY = -1000.0
 LOCAL_PATTERNS = ("ylg", "ylg_no_esa", "ylg_strided", "fixed")
@@ -55,14 +59,15 @@ def _max_pool_2x2(tensor):
 def dense_attention(queries, keys, values, logits_bias=None, return_probabilities=False):
     """Dense attention. [B, n, q, d], [B, n, k, d], [B, n, k, dv] -> ([B, n, q, dv], probabilities).
 
-    logits_bias (None or float32 [n, q, k]) is added to the logits theta phi^T (no 1/sqrt(d) scaling).
-    probabilities is [B, n, q, k] when return_probabilities is True, else None.
+    logits_bias (None or float32 [n, q, k]) is added to the logits theta phi^T (no 1/sqrt(d) scaling), in
+    float32 like the softmax. probabilities is the float32 [B, n, q, k] when return_probabilities is True,
+    else None; outputs have the values' dtype.
     """
-    logits = tf.einsum("bnqd,bnkd->bnqk", queries, keys)
+    logits = tf.cast(tf.einsum("bnqd,bnkd->bnqk", queries, keys), tf.float32)
     if logits_bias is not None:
-        logits += tf.constant(logits_bias, dtype=logits.dtype)
+        logits += tf.constant(logits_bias, dtype=tf.float32)
     probabilities = tf.nn.softmax(logits, axis=-1)
-    outputs = tf.einsum("bnqk,bnkd->bnqd", probabilities, values)
+    outputs = tf.einsum("bnqk,bnkd->bnqd", tf.cast(probabilities, values.dtype), values)
     return outputs, (probabilities if return_probabilities else None)
 
 
@@ -104,6 +109,7 @@ class PooledAttention(tf_keras.layers.Layer):
             sigma_mode="exact",
             u_update=self.u_update,
             normalize=self.spectral_normalization,
+            dtype=self.dtype_policy,
         )
         self.conv_theta = SpectralConv2D(channels // 8, name="sn_conv_theta", **convolution)
         self.conv_phi = SpectralConv2D(channels // 8, name="sn_conv_phi", **convolution)
@@ -118,7 +124,7 @@ class PooledAttention(tf_keras.layers.Layer):
         for projection, shape in projections:
             with tf.name_scope(projection.name):  # as a first call would, so variable names stay distinct
                 projection.build(shape)
-        self.sigma_ratio = self.add_weight(name="sigma_ratio", shape=(), initializer="zeros")
+        self.sigma_ratio = add_float32_weight(self, "sigma_ratio", shape=(), initializer="zeros")
         super().build(input_shape)
 
     def attend(self, queries, keys, values, return_probabilities=False):
@@ -148,7 +154,8 @@ class PooledAttention(tf_keras.layers.Layer):
             return_probabilities=return_attention,
         )
         attended = tf.reshape(merge_heads(attended), [batch, height, width, channels // 2])
-        outputs = inputs + self.sigma_ratio * self.conv_attn(attended, training=training)
+        sigma_ratio = tf.cast(self.sigma_ratio, self.compute_dtype)
+        outputs = inputs + sigma_ratio * self.conv_attn(attended, training=training)
         if return_attention:
             return outputs, probabilities
         return outputs

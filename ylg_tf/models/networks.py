@@ -16,6 +16,9 @@ an attention layer of the config's kind or, with attention_block="residual", a r
 width. The layer at the default place keeps the original's name (g_ops, d_ops); others are named by their
 side (g_ops_64, d_residual_16, ...).
 The discriminator's "features" (h1_, used by inversion) are the input of its (chosen) attention layer.
+
+Every layer takes the network's dtype policy (`ModelConfig.precision`, through `dtype=`); the outputs (images,
+logits, features) are float32 in every precision.
 """
 
 import dataclasses
@@ -106,14 +109,17 @@ def check_attention_channels(model_config):
                 )
 
 
-def make_attention(model_config, network, u_update, name, spectral_normalization=True):
-    """An attention layer of `network` ("generator" or "discriminator") for the config, or None."""
+def make_attention(model_config, network, u_update, name, spectral_normalization=True, dtype=None):
+    """An attention layer of `network` ("generator" or "discriminator") for the config, or None; `dtype` is
+    its Keras dtype policy (default the config's precision)."""
+    dtype = model_config.precision if dtype is None else dtype
     heads = attention_heads(model_config, network)
     if not heads:
         return None
     if model_config.attention in ("sagan", "sagan_8heads"):
         return SelfAttention(
-            num_heads=heads, u_update=u_update, spectral_normalization=spectral_normalization, name=name
+            num_heads=heads, u_update=u_update, spectral_normalization=spectral_normalization, name=name,
+            dtype=dtype,
         )
     pattern = model_config.attention  # "ylg", "ylg_no_esa", "ylg_strided"
     layer_class = (
@@ -125,6 +131,7 @@ def make_attention(model_config, network, u_update, name, spectral_normalization
         u_update=u_update,
         spectral_normalization=spectral_normalization,
         name=name,
+        dtype=dtype,
     )
 
 
@@ -152,9 +159,10 @@ class GeneratorBlock(tf_keras.layers.Layer):
         self.upsample = bool(upsample)
         self.spectral_normalization = bool(spectral_normalization)
         self.batch_norm_decay = float(batch_norm_decay)
-        convolution = dict(normalize=self.spectral_normalization)
-        self.cbn_0 = ConditionalBatchNormalization(num_classes, decay=self.batch_norm_decay, name="cbn_0")
-        self.cbn_1 = ConditionalBatchNormalization(num_classes, decay=self.batch_norm_decay, name="cbn_1")
+        convolution = dict(normalize=self.spectral_normalization, dtype=self.dtype_policy)
+        normalization = dict(decay=self.batch_norm_decay, dtype=self.dtype_policy)
+        self.cbn_0 = ConditionalBatchNormalization(num_classes, name="cbn_0", **normalization)
+        self.cbn_1 = ConditionalBatchNormalization(num_classes, name="cbn_1", **normalization)
         self.snconv1 = SpectralConv2D(filters, 3, name="snconv1", **convolution)
         self.snconv2 = SpectralConv2D(filters, 3, name="snconv2", **convolution)
         self.snconv3 = SpectralConv2D(filters, 1, name="snconv3", **convolution) if self.upsample else None
@@ -201,13 +209,14 @@ class DiscriminatorBlock(tf_keras.layers.Layer):
         self.downsample = downsample
         self.optimized = optimized
         # The original discriminator never receives a training flag: its u vectors update on every call.
-        self.sn_conv1 = SpectralConv2D(filters, 3, u_update="always", name="sn_conv1")
-        self.sn_conv2 = SpectralConv2D(filters, 3, u_update="always", name="sn_conv2")
+        self.sn_conv1 = SpectralConv2D(filters, 3, u_update="always", name="sn_conv1", dtype=self.dtype_policy)
+        self.sn_conv2 = SpectralConv2D(filters, 3, u_update="always", name="sn_conv2", dtype=self.dtype_policy)
         self.sn_conv3 = None
 
     def build(self, input_shape):
         if self.optimized or self.downsample or int(input_shape[-1]) != self.filters:
-            self.sn_conv3 = SpectralConv2D(self.filters, 1, u_update="always", name="sn_conv3")
+            self.sn_conv3 = SpectralConv2D(
+                self.filters, 1, u_update="always", name="sn_conv3", dtype=self.dtype_policy)
         super().build(input_shape)
 
     def call(self, inputs):
@@ -237,6 +246,7 @@ class ConfiguredNetwork(tf_keras.Model):
 
     def __init__(self, model_config: ModelConfig, **kwargs):
         kwargs.setdefault("name", self.network)
+        kwargs.setdefault("dtype", model_config.precision)
         super().__init__(**kwargs)
         check_attention_channels(model_config)
         self.model_config = model_config
@@ -322,11 +332,12 @@ class Generator(ConfiguredNetwork):
         gf = model_config.generator_channels
         normalize = model_config.generator_spectral_norm
         self.initial_channels = architecture.generator_initial_multiplier * gf
-        self.g_snh0 = SpectralDense(4 * 4 * self.initial_channels, normalize=normalize, name="g_snh0")
+        policy = self.dtype_policy
+        self.g_snh0 = SpectralDense(4 * 4 * self.initial_channels, normalize=normalize, name="g_snh0", dtype=policy)
         self.blocks = [
             GeneratorBlock(
                 multiplier * gf, model_config.num_classes, spectral_normalization=normalize,
-                batch_norm_decay=model_config.batch_norm_decay, name=f"g_block{index}"
+                batch_norm_decay=model_config.batch_norm_decay, name=f"g_block{index}", dtype=policy,
             )
             for index, multiplier in enumerate(architecture.generator_multipliers, start=1)
         ]
@@ -340,12 +351,14 @@ class Generator(ConfiguredNetwork):
                     spectral_normalization=normalize,
                     batch_norm_decay=model_config.batch_norm_decay,
                     name=placement.name,
+                    dtype=policy,
                 )
-            return make_attention(model_config, "generator", "training", placement.name, normalize)
+            return make_attention(model_config, "generator", "training", placement.name, normalize, policy)
 
         self._place_blocks(make_block)
-        self.g_bn = ConditionalBatchNormalization(None, decay=model_config.batch_norm_decay, name="g_bn")
-        self.g_snconv_last = SpectralConv2D(3, 3, normalize=normalize, name="g_snconv_last")
+        self.g_bn = ConditionalBatchNormalization(
+            None, decay=model_config.batch_norm_decay, name="g_bn", dtype=policy)
+        self.g_snconv_last = SpectralConv2D(3, 3, normalize=normalize, name="g_snconv_last", dtype=policy)
 
     def call(self, inputs, training=None, return_attention=False, attention_resolution=None):
         z, labels = inputs
@@ -363,7 +376,7 @@ class Generator(ConfiguredNetwork):
                 else:
                     hidden = layer(hidden, training=training)
         hidden = tf.nn.relu(self.g_bn(hidden, training=training))
-        images = tf.nn.tanh(self.g_snconv_last(hidden, training=training))
+        images = tf.nn.tanh(tf.cast(self.g_snconv_last(hidden, training=training), tf.float32))
         if return_attention:
             return images, probabilities
         return images
@@ -392,23 +405,26 @@ class Discriminator(ConfiguredNetwork):
         architecture = ARCHITECTURES[model_config.image_size]
         df = model_config.discriminator_channels
         multipliers = architecture.discriminator_multipliers
-        self.blocks = [DiscriminatorBlock(multipliers[0] * df, optimized=True, name="d_optimized_block1")]
+        policy = self.dtype_policy
+        self.blocks = [
+            DiscriminatorBlock(multipliers[0] * df, optimized=True, name="d_optimized_block1", dtype=policy)]
         for index, multiplier in enumerate(multipliers[1:], start=2):
-            self.blocks.append(DiscriminatorBlock(multiplier * df, name=f"d_block{index}"))
+            self.blocks.append(DiscriminatorBlock(multiplier * df, name=f"d_block{index}", dtype=policy))
         final_channels = multipliers[-1] * df
         self.blocks.append(
-            DiscriminatorBlock(final_channels, downsample=False, name=f"d_block{len(multipliers) + 1}")
+            DiscriminatorBlock(final_channels, downsample=False, name=f"d_block{len(multipliers) + 1}", dtype=policy)
         )
 
         def make_block(placement):
             if model_config.attention_block == "residual":
-                return DiscriminatorBlock(placement.multiplier * df, downsample=False, name=placement.name)
-            return make_attention(model_config, "discriminator", "always", placement.name)
+                return DiscriminatorBlock(
+                    placement.multiplier * df, downsample=False, name=placement.name, dtype=policy)
+            return make_attention(model_config, "discriminator", "always", placement.name, dtype=policy)
 
         self._place_blocks(make_block)
-        self.d_sn_linear = SpectralDense(1, u_update="always", name="d_sn_linear")
+        self.d_sn_linear = SpectralDense(1, u_update="always", name="d_sn_linear", dtype=policy)
         self.d_embedding = SpectralEmbedding(
-            model_config.num_classes, final_channels, u_update="always", name="d_embedding"
+            model_config.num_classes, final_channels, u_update="always", name="d_embedding", dtype=policy
         )
 
     def call(self, inputs, training=None, return_features=False, return_attention=False, attention_resolution=None):
@@ -434,11 +450,12 @@ class Discriminator(ConfiguredNetwork):
         pooled = tf.reduce_sum(tf.nn.relu(hidden), axis=[1, 2])  # [B, C]
         logits = self.d_sn_linear(pooled)
         logits += tf.reduce_sum(pooled * self.d_embedding(labels), axis=1, keepdims=True)
+        logits = tf.cast(logits, tf.float32)
         if not (return_features or return_attention):
             return logits
         outputs = {"logits": logits}
         if return_features:
-            outputs["features"] = features
+            outputs["features"] = tf.cast(features, tf.float32)
         if return_attention:
             outputs["attention"] = probabilities
         return outputs

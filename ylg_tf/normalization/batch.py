@@ -5,10 +5,15 @@ the sums are all-reduced, and variance = E[x^2] - E[x]^2 (biased). The moving av
 variance 1 and follow `v -= (v - batch_value) * (1 - decay)` (no zero-debias), only in training mode.
 Inference mode uses the moving averages. The scale and offset are per-class tables [num_classes, 1, 1, C]
 looked up by label (conditional), or a single row [1, 1, 1, C] (unconditional), as in the checkpoint.
+
+Under a mixed-precision policy the layer computes in float32 (statistics, moving averages, normalisation,
+scale and offset) and casts its output to the compute dtype.
 """
 
 import tensorflow as tf
 import tf_keras
+
+from ylg_tf.normalization.spectral import add_float32_weight
 
 
 def _all_reduce_sum(values):
@@ -45,16 +50,17 @@ class ConditionalBatchNormalization(tf_keras.layers.Layer):
     def build(self, input_shape):
         channels = int(input_shape[-1])
         rows = self.num_classes or 1
-        self.gamma = self.add_weight(name="gamma", shape=(rows, 1, 1, channels), initializer="ones")
-        self.beta = self.add_weight(name="beta", shape=(rows, 1, 1, channels), initializer="zeros")
+        self.gamma = add_float32_weight(self, "gamma", shape=(rows, 1, 1, channels), initializer="ones")
+        self.beta = add_float32_weight(self, "beta", shape=(rows, 1, 1, channels), initializer="zeros")
         statistics_aggregation = (
             tf.VariableAggregation.ONLY_FIRST_REPLICA
             if self.synchronized
             else tf.VariableAggregation.MEAN
         )
         self.moving_mean, self.moving_variance = (
-            self.add_weight(
-                name=name,
+            add_float32_weight(
+                self,
+                name,
                 shape=(channels,),
                 initializer=initializer,
                 trainable=False,
@@ -78,6 +84,9 @@ class ConditionalBatchNormalization(tf_keras.layers.Layer):
         return mean, variance
 
     def call(self, inputs, labels=None, training=None):
+        return tf.cast(self._normalize(tf.cast(inputs, tf.float32), labels, training), self.compute_dtype)
+
+    def _normalize(self, inputs, labels, training):
         if training:
             mean, variance = self.batch_moments(inputs)
             self.moving_mean.assign_sub((self.moving_mean - mean) * (1.0 - self.decay))

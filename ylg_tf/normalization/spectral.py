@@ -13,6 +13,10 @@ With normalize=False a layer uses its kernel as it is and has no u (SAGAN's "SN 
 
 u is created with `ONLY_FIRST_REPLICA` aggregation: u' depends only on W and u, which every replica holds
 identically, so the first replica's value is the value of all of them.
+
+Under a mixed-precision policy (`ylg_tf.models.precision`) the variables are float32 and read as float32
+(no Keras auto-cast): the power iteration, sigma and the division run in float32, and only the normalised
+kernel (and the bias) are cast to the compute dtype for the convolution or product.
 """
 
 import tensorflow as tf
@@ -20,6 +24,12 @@ import tf_keras
 
 SIGMA_MODES = ("bounded", "exact")
 U_UPDATES = ("training", "always")
+
+
+def add_float32_weight(layer, name, **kwargs):
+    """`layer.add_weight` for a weight read as its float32 self inside `call`, whatever the layer's policy
+    (the layer casts what it computes with to `layer.compute_dtype` itself)."""
+    return layer.add_weight(name=name, experimental_autocast=False, **kwargs)
 
 
 def _glorot_uniform():
@@ -62,8 +72,9 @@ class SpectralNormalizedKernel(tf_keras.layers.Layer):
         if not self.normalize:
             self.u = None
             return
-        self.u = self.add_weight(
-            name="spectral_norm_u",
+        self.u = add_float32_weight(
+            self,
+            "spectral_norm_u",
             shape=(rows, 1),
             initializer=tf_keras.initializers.RandomNormal(stddev=1.0),
             trainable=False,
@@ -72,7 +83,11 @@ class SpectralNormalizedKernel(tf_keras.layers.Layer):
         )
 
     def normalized_kernel(self, kernel, training):
-        """kernel [..., out] -> kernel / sigma (or max(1, sigma)), storing u' when the mode says so."""
+        """kernel [..., out] (float32) -> kernel / sigma (or max(1, sigma)) in the compute dtype, storing u'
+        when the mode says so."""
+        return tf.cast(self._normalized_float32_kernel(kernel, training), self.compute_dtype)
+
+    def _normalized_float32_kernel(self, kernel, training):
         if not self.normalize:
             return kernel
         matrix = tf.reshape(kernel, [-1, kernel.shape[-1]])  # [rows, out]
@@ -104,13 +119,14 @@ class SpectralConv2D(SpectralNormalizedKernel):
 
     def build(self, input_shape):
         input_channels = int(input_shape[-1])
-        self.kernel = self.add_weight(
-            name="kernel",
+        self.kernel = add_float32_weight(
+            self,
+            "kernel",
             shape=(self.kernel_size, self.kernel_size, input_channels, self.filters),
             initializer=_glorot_uniform(),
         )
         self.bias = (
-            self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+            add_float32_weight(self, "bias", shape=(self.filters,), initializer="zeros")
             if self.use_bias
             else None
         )
@@ -121,7 +137,7 @@ class SpectralConv2D(SpectralNormalizedKernel):
         kernel = self.normalized_kernel(self.kernel, training)
         outputs = tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME")
         if self.bias is not None:
-            outputs = tf.nn.bias_add(outputs, self.bias)
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, self.compute_dtype))
         return outputs
 
     def get_config(self):
@@ -142,11 +158,9 @@ class SpectralDense(SpectralNormalizedKernel):
 
     def build(self, input_shape):
         input_units = int(input_shape[-1])
-        self.kernel = self.add_weight(
-            name="kernel", shape=(input_units, self.units), initializer=_glorot_uniform()
-        )
+        self.kernel = add_float32_weight(self, "kernel", shape=(input_units, self.units), initializer=_glorot_uniform())
         self.bias = (
-            self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+            add_float32_weight(self, "bias", shape=(self.units,), initializer="zeros")
             if self.use_bias
             else None
         )
@@ -156,7 +170,7 @@ class SpectralDense(SpectralNormalizedKernel):
     def call(self, inputs, training=None):
         outputs = tf.matmul(inputs, self.normalized_kernel(self.kernel, training))
         if self.bias is not None:
-            outputs = tf.nn.bias_add(outputs, self.bias)
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, self.compute_dtype))
         return outputs
 
     def get_config(self):
@@ -181,8 +195,9 @@ class SpectralEmbedding(SpectralNormalizedKernel):
         self.output_dim = int(output_dim)
 
     def build(self, input_shape):
-        self.embeddings = self.add_weight(
-            name="embedding_map",
+        self.embeddings = add_float32_weight(
+            self,
+            "embedding_map",
             shape=(self.num_classes, self.output_dim),
             initializer=_glorot_uniform(),
         )

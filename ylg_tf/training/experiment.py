@@ -299,7 +299,7 @@ def _run_locked(config, existing, workdir, strategy, lock, log, evaluator, jit_c
     for subdirectory in (workdirs.CHECKPOINT_DIRECTORY, workdirs.SAMPLES_DIRECTORY):
         files.check_writable(os.path.join(workdir, subdirectory))
     for change in computation_changes(config, workdir):
-        log(f"{change} (the same weights and outputs, computed differently)")
+        log(f"{change} (the same weights, computed differently)")
     if config.data.dataset == "folder":
         check_folder_images(config.data.data_dir)
         _describe_folder_dataset(config, log)

@@ -9,7 +9,8 @@ global batch of latents and keeps its own slice, so the result does not depend o
 resuming at a step reproduces the same draws with no random state to save.
 
 Losses are per-replica sums over the global batch (ylg_tf.training.losses); the optimizers sum the replicas'
-gradients. Batch-norm statistics are synchronised by the layers themselves.
+gradients. Batch-norm statistics are synchronised by the layers themselves. Under `ModelConfig.precision`
+"mixed_float16" the updates are loss-scaled (`ylg_tf.training.loss_scaling`).
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ from ylg_tf.attention import analytics
 from ylg_tf.config import ExperimentConfig
 from ylg_tf.latents import DISCRIMINATOR_PHASE, GENERATOR_PHASE, training_latents
 from ylg_tf.training.learning_rates import learning_rate_factor
+from ylg_tf.training.loss_scaling import INITIAL_LOSS_SCALE, GradientUpdate
 from ylg_tf.training.losses import discriminator_hinge_loss, generator_hinge_loss
 from ylg_tf.models.networks import Discriminator, Generator
 from ylg_tf.storage import checkpoint_layout
@@ -62,9 +64,10 @@ class Trainer:
       strategy: the tf.distribute strategy (from ylg_tf.training.distribution.create_strategy).
       jit_compile: compile each replica's network updates with XLA (TPUs always compile). With
         MirroredStrategy the optimizers' cross-replica reduction cannot run inside XLA: use it on one device.
+      initial_loss_scale: where mixed_float16's dynamic loss scale starts (`ylg_tf.training.loss_scaling`).
     """
 
-    def __init__(self, config: ExperimentConfig, strategy, jit_compile=False):
+    def __init__(self, config: ExperimentConfig, strategy, jit_compile=False, initial_loss_scale=INITIAL_LOSS_SCALE):
         self.config = config
         self.strategy = strategy
         self.global_batch_size = config.training.batch_size
@@ -103,7 +106,25 @@ class Trainer:
         self._update_networks = (
             tf.function(self._update_networks_eager, jit_compile=True) if jit_compile else self._update_networks_eager
         )
-        self.train_loop = tf.function(self._train_loop_eager)
+        self._initial_loss_scale = initial_loss_scale
+        self.generator_update = self.discriminator_update = None  # made with the loop, after any restore
+        self._train_loop = tf.function(self._train_loop_eager)
+
+    @property
+    def train_loop(self):
+        """The compiled loop, `train_loop(iterator, num_steps)`; the first use makes the gradient updates.
+
+        mixed_float16's loss scaling attaches its state (scale and good steps) to the optimizers. Made after
+        the checkpoint is restored, it does not exist during the restore, so a checkpoint written without it
+        (another precision) restores completely, and one written with it restores the state as it is made.
+        """
+        if self.generator_update is None:
+            precision = self.config.model.precision
+            with self.strategy.scope():
+                self.generator_update = GradientUpdate(self.generator_optimizer, precision, self._initial_loss_scale)
+                self.discriminator_update = GradientUpdate(
+                    self.discriminator_optimizer, precision, self._initial_loss_scale)
+        return self._train_loop
 
     @property
     def sampling_generator(self):
@@ -157,8 +178,8 @@ class Trainer:
             logits = discriminator((tf.concat([images, fakes], 0), tf.concat([labels, fake_labels], 0)))
             real_logits, fake_logits = tf.split(logits, 2)
             discriminator_loss = discriminator_hinge_loss(real_logits, fake_logits, self.global_batch_size)
-        variables = discriminator.trainable_variables
-        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(discriminator_loss, variables), variables))
+            target = self.discriminator_update.scaled(discriminator_loss)
+        self.discriminator_update.apply(tape, target, discriminator.trainable_variables)
         return discriminator_loss, real_logits, fake_logits
 
     def _update_networks_eager(self, batches, discriminator_latents, generator_latents):
@@ -178,8 +199,8 @@ class Trainer:
         with tf.GradientTape() as tape:
             generated_logits = discriminator((generator((z, fake_labels), training=True), fake_labels))
             generator_loss = generator_hinge_loss(None, generated_logits, self.global_batch_size)
-        variables = generator.trainable_variables
-        self.generator_optimizer.apply_gradients(zip(tape.gradient(generator_loss, variables), variables))
+            target = self.generator_update.scaled(generator_loss)
+        self.generator_update.apply(tape, target, generator.trainable_variables)
 
         if self.generator_ema is not None:
             self._update_ema()
