@@ -4,6 +4,8 @@ Each variant is a preset with its channel widths set by --channels (gf = df, red
 CPU) and its image size by --sizes; "NAME_dense" and "NAME_block_sparse" are preset NAME with that
 attention_implementation (so "ylg" is the preset as shipped, block-sparse, and "ylg_dense" the original's
 masked dense YLG layer). The reference variant (--reference, `sagan`) is what the ratios divide by.
+--precision lists `ModelConfig.precision` values: every variant runs in each, labelled "NAME+PRECISION" unless
+float32, and each such case is also divided by its float32 twin ("ylg+mixed_bfloat16_vs_ylg").
 
 Timing: `Trainer.run_loop(iterator, --steps_per_loop)` on a synthetic in-memory dataset
 (`tf.data.Dataset.from_tensors(batch).repeat()`), as training runs it: the steps inside one `tf.function`,
@@ -31,6 +33,7 @@ Usage:
   python benchmarks/train_step.py [--output=train_step.json] [--sizes=128,32]
       [--presets=sagan,ylg,ylg_dense] [--reference=sagan] [--channels=32] [--batch_size=8]
       [--steps_per_loop=2] [--warmup=1] [--repeats=3] [--rounds=1] [--matmul_size=2048] [--jit_compile=false]
+      [--precision=float32,mixed_bfloat16]
 """
 
 import json
@@ -49,6 +52,7 @@ from ylg_tf import command_line  # noqa: E402
 
 # Variant suffix -> the attention_implementation it forces.
 IMPLEMENTATION_SUFFIXES = {"_dense": "dense", "_block_sparse": "block_sparse"}
+PRECISION_SEPARATOR = "+"  # "ylg+mixed_bfloat16": preset ylg in that precision
 # (variant, reference, image size, largest allowed time ratio): the issue's target, "measured side by side
 # in one run on a 2-core CPU". It names the `ylg` preset as shipped; `ylg_dense` is reported beside it.
 TARGETS = (("ylg", "sagan", 128, 1.05),)
@@ -76,22 +80,29 @@ flags.DEFINE_integer("repeats", 3, "Timed run_loop calls per case and round.")
 flags.DEFINE_integer("rounds", 1, "Fresh processes per case, interleaved with the other cases' (for a busy machine).")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 matrices timed for the throughput.")
 flags.DEFINE_bool("jit_compile", False, "Compile the network updates with XLA (Trainer's jit_compile).")
+flags.DEFINE_string(
+    "precision", "float32", "Comma-separated ModelConfig.precision values (float32, mixed_bfloat16, mixed_float16).")
 flags.DEFINE_integer("timeout_seconds", 3600, "Give up on a case after this long.")
 flags.DEFINE_string("case", None, "Internal: run one case 'variant:size' here and print it.")
 FLAGS = flags.FLAGS
 
 
 def variant_config(variant, size):
-    """The experiment config of a variant ("sagan", "ylg", "ylg_dense", ...) at `size`."""
-    from ylg_tf.config import PRESETS, get_preset
+    """The experiment config of a variant ("sagan", "ylg", "ylg_dense", "ylg+mixed_bfloat16", ...) at `size`."""
+    from ylg_tf.config import PRECISIONS, PRESETS, get_preset
     from ylg_tf.models.networks import check_attention_channels
 
+    label = variant
+    variant, _, precision = variant.partition(PRECISION_SEPARATOR)
+    if precision and precision not in PRECISIONS:
+        raise ValueError(f"{label!r}: precision {precision!r} is not one of {PRECISIONS}")
     preset, implementation = variant, None
     for suffix, forced in IMPLEMENTATION_SUFFIXES.items():
         if variant.endswith(suffix) and variant not in PRESETS:
             preset, implementation = variant[: -len(suffix)], forced
     config = get_preset(preset)
-    model = dict(image_size=size, generator_channels=FLAGS.channels, discriminator_channels=FLAGS.channels)
+    model = dict(image_size=size, generator_channels=FLAGS.channels, discriminator_channels=FLAGS.channels,
+                 precision=precision or "float32")
     if implementation is not None:
         if not config.model.attention.startswith("ylg"):
             raise ValueError(
@@ -306,6 +317,7 @@ def _child_command(variant, size):
         f"--repeats={FLAGS.repeats}",
         f"--matmul_size={FLAGS.matmul_size}",
         f"--jit_compile={str(FLAGS.jit_compile).lower()}",
+        "--precision=float32",  # the variant's label carries its precision
     ]
 
 
@@ -339,18 +351,24 @@ def add_utilisation(results):
     return machine_gflops
 
 
+def _comparisons(variant, reference):
+    """The variants `variant` is divided by: the reference, and its float32 twin when it has a precision."""
+    twin = variant.partition(PRECISION_SEPARATOR)[0]
+    return [other for other in dict.fromkeys([reference, twin]) if other != variant]
+
+
 def ratios(results, reference):
-    """Per size, every other variant against `reference`: time, CPU time, FLOP and memory ratios.
+    """Per size, every other variant against `reference` (and a "NAME+PRECISION" one also against NAME): time,
+    CPU time, FLOP and memory ratios.
 
     time_ratio divides the pooled medians; round_time_ratios divides each round's medians (their spread shows
     how far the machine's noise moves the ratio).
     """
     by_case = {(result["variant"], result["size"]): result for result in results}
     summary = {}
-    for variant, size in by_case:
-        if variant == reference:
-            continue
-        mine, theirs = by_case[(variant, size)], by_case.get((reference, size))
+    pairs = [(variant, other, size) for variant, size in by_case for other in _comparisons(variant, reference)]
+    for variant, other, size in pairs:
+        mine, theirs = by_case[(variant, size)], by_case.get((other, size))
         entry = None
         if theirs and mine["status"] == "ok" and theirs["status"] == "ok":
             entry = dict(
@@ -362,7 +380,7 @@ def ratios(results, reference):
                     own / other for own, other in zip(mine["round_median_seconds"], theirs["round_median_seconds"])
                 ],
             )
-        summary.setdefault(str(size), {})[f"{variant}_vs_{reference}"] = entry
+        summary.setdefault(str(size), {})[f"{variant}_vs_{other}"] = entry
     return summary
 
 
@@ -382,13 +400,13 @@ def check_targets(summary):
 
 def format_table(results, summary, targets, machine_gflops):
     header = (
-        f"{'variant':<18}{'image':>9} {'wall ms':>9} {'cpu ms':>9} {'GFLOP':>8} {'GFLOP/s':>8} "
+        f"{'variant':<22}{'image':>9} {'wall ms':>9} {'cpu ms':>9} {'GFLOP':>8} {'GFLOP/s':>8} "
         f"{'matmul GFLOP/s':>15} {'util %':>7} {'over base GB':>13}  status"
     )
     lines = [header]
     for result in results:
         size = result["size"]
-        case = f"{result['variant']:<18}{size:>4}x{size:<4}"
+        case = f"{result['variant']:<22}{size:>4}x{size:<4}"
         if result["status"] == "ok":
             numbers = (
                 f"{1000 * result['median_seconds']:9.1f} {1000 * result['median_cpu_seconds']:9.1f} "
@@ -405,11 +423,11 @@ def format_table(results, summary, targets, machine_gflops):
         )
     lines.append("")
     lines.append(
-        f"{'image':>9} {'ratio':<26} {'time':>7} {'cpu time':>9} {'FLOPs':>7} {'memory':>7}  rounds' time ratios"
+        f"{'image':>9} {'ratio':<30} {'time':>7} {'cpu time':>9} {'FLOPs':>7} {'memory':>7}  rounds' time ratios"
     )
     for size, entries in summary.items():
         for name, entry in entries.items():
-            start = f"{size:>4}x{size:<4} {name:<26}"
+            start = f"{size:>4}x{size:<4} {name:<30}"
             if entry is None:
                 lines.append(f"{start} {'-':>7} {'-':>9} {'-':>7} {'-':>7}")
             else:
@@ -427,16 +445,24 @@ def format_table(results, summary, targets, machine_gflops):
 
 
 def _validate_flags():
-    from ylg_tf.config import IMAGE_SIZES
+    from ylg_tf.config import IMAGE_SIZES, PRECISIONS
 
     sizes = command_line.parse_integer_list(FLAGS.sizes, "sizes")
     if not sizes or any(size not in IMAGE_SIZES for size in sizes):
         raise ValueError(f"--sizes={FLAGS.sizes!r} must list sizes of {IMAGE_SIZES}")
-    variants = [variant.strip() for variant in FLAGS.presets.split(",") if variant.strip()]
-    if not variants or len(set(variants)) != len(variants):
+    presets = [variant.strip() for variant in FLAGS.presets.split(",") if variant.strip()]
+    if not presets or len(set(presets)) != len(presets):
         raise ValueError(f"--presets={FLAGS.presets!r} must list distinct presets")
-    if FLAGS.reference not in variants:
-        raise ValueError(f"--reference={FLAGS.reference!r} is not one of --presets={variants}")
+    precisions = [precision.strip() for precision in FLAGS.precision.split(",") if precision.strip()]
+    if not precisions or len(set(precisions)) != len(precisions) or set(precisions) - set(PRECISIONS):
+        raise ValueError(f"--precision={FLAGS.precision!r} must list distinct values of {PRECISIONS}")
+    variants = [
+        preset if precision == "float32" else f"{preset}{PRECISION_SEPARATOR}{precision}"
+        for preset in presets
+        for precision in precisions
+    ]
+    if FLAGS.reference not in presets:
+        raise ValueError(f"--reference={FLAGS.reference!r} is not one of --presets={presets}")
     for name in ("channels", "batch_size", "steps_per_loop", "warmup", "repeats", "rounds"):
         if getattr(FLAGS, name) < 1:
             raise ValueError(f"--{name}={getattr(FLAGS, name)} must be positive")
@@ -488,6 +514,7 @@ def main(argv):
                 rounds=FLAGS.rounds,
                 matmul_size=FLAGS.matmul_size,
                 jit_compile=FLAGS.jit_compile,
+                precision=FLAGS.precision,
             ),
             machine=dict(
                 common.machine_description(),

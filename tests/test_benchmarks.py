@@ -93,6 +93,34 @@ def test_rounds_pool_their_samples_and_ratios_divide_by_the_reference():
     ]
 
 
+def test_a_precision_variant_is_divided_by_the_reference_and_its_float32_twin():
+    sagan = train_step.merge_rounds("sagan", 128, [_round([4.0], 60.0, 2.0)])
+    ylg = train_step.merge_rounds("ylg", 128, [_round([2.0], 60.0, 1.0)])
+    mixed = train_step.merge_rounds("ylg+mixed_bfloat16", 128, [_round([3.0], 60.0, 0.5)])
+    summary = train_step.ratios([sagan, ylg, mixed], "sagan")["128"]
+    assert sorted(summary) == ["ylg+mixed_bfloat16_vs_sagan", "ylg+mixed_bfloat16_vs_ylg", "ylg_vs_sagan"]
+    assert summary["ylg+mixed_bfloat16_vs_ylg"]["time_ratio"] == pytest.approx(1.5)
+    assert summary["ylg+mixed_bfloat16_vs_ylg"]["memory_ratio"] == pytest.approx(0.5)
+    assert summary["ylg+mixed_bfloat16_vs_sagan"]["time_ratio"] == pytest.approx(0.75)
+    # With the twin as the reference, one comparison, not two.
+    assert list(train_step.ratios([ylg, mixed], "ylg")["128"]) == ["ylg+mixed_bfloat16_vs_ylg"]
+
+
+def test_train_step_benchmark_runs_a_variant_in_another_precision(tmp_path):
+    output = tmp_path / "train_step.json"
+    arguments = ("--sizes=32", "--presets=sagan", "--batch_size=2", "--steps_per_loop=1", "--repeats=1",
+                 "--matmul_size=64")
+    completed = _run("train_step.py", f"--output={output}", "--precision=mixed_bfloat16", *arguments)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(output.read_text())
+    [result] = report["results"]
+    assert result["variant"] == "sagan+mixed_bfloat16" and result["status"] == "ok"
+    assert report["settings"]["precision"] == "mixed_bfloat16"
+    completed = _run("train_step.py", "--precision=float32,float64", *arguments)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines()[-1].startswith("error: --precision='float32,float64'")
+
+
 def test_train_step_benchmark_writes_its_report(tmp_path):
     output = tmp_path / "train_step.json"
     completed = _run(

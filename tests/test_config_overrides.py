@@ -28,6 +28,7 @@ EVERY_FIELD = {
     "model.attention_block": ("residual", "residual"),
     "model.generator_spectral_norm": ("False", False),
     "model.batch_norm_decay": ("0.95", 0.95),
+    "model.precision": ("mixed_bfloat16", "mixed_bfloat16"),
     "training.batch_size": ("8", 8),
     "training.train_steps": ("1_000", 1000),
     "training.generator_learning_rate": ("2e-4", 2e-4),

@@ -101,6 +101,24 @@ def test_serving_is_a_pure_function(exported):
         np.testing.assert_array_equal(old, new)
 
 
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_a_mixed_precision_export_serves_float32_latents(precision, exported, tmp_path):
+    import dataclasses
+
+    config = dataclasses.replace(MODEL_CONFIG, precision=precision)
+    generator = Generator(config).build_for_config()
+    for source, target in zip(exported["generator"].variables, generator.variables):
+        target.assign(source)
+    directory = export.export_generator(generator, config, tmp_path / "export")
+    signature = export.load_exported_generator(directory)
+    assert signature.structured_input_signature[1]["z"].dtype == tf.float32
+    z, labels = _inputs(4, 5)
+    served = signature(z=tf.constant(z), labels=tf.constant(labels))["images"].numpy()
+    np.testing.assert_array_equal(served, _reference_images(generator, z, labels))  # the mixed generator's
+    float32_images = _reference_images(exported["generator"], z, labels).astype(np.int64)
+    assert np.mean(np.abs(served.astype(np.int64) - float32_images)) < 3.0  # within rounding of the float32 ones
+
+
 def test_load_exported_generator_returns_the_signature_and_rejects_bad_labels(exported):
     generate = export.load_exported_generator(exported["directory"])
     z, labels = _inputs(2, 4)

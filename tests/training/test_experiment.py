@@ -204,6 +204,34 @@ def test_a_work_directory_may_switch_the_attention_implementation(trained_workdi
     )
 
 
+def test_a_work_directory_may_switch_precision_and_its_export_serves_float32(trained_workdir, tmp_path):
+    directory, config, _, _ = trained_workdir
+    import shutil
+
+    shutil.copytree(directory, tmp_path / "run")
+    mixed = config.replace(model={"precision": "mixed_bfloat16"}, training={"train_steps": 6})
+    messages = []
+    result = run_training(mixed, str(tmp_path / "run"), tf.distribute.get_strategy(), log=messages.append)
+    assert result.step == 6 and any(m.startswith("resumed at step 4 ") for m in messages), messages
+    assert any(m.startswith("precision: 'float32' -> 'mixed_bfloat16' (") for m in messages), messages
+    assert workdirs.load_config(tmp_path / "run").model.precision == "mixed_bfloat16"
+    # The export takes float32 latents and gives the bfloat16 generator's images; the float32 generator with
+    # the same weights draws them within a few levels of 255 (bfloat16 keeps 8 significant bits).
+    _, generator, _, step = workdirs.restore_networks(str(tmp_path / "run"))
+    assert step == 6 and generator.dtype_policy.name == "mixed_bfloat16"
+    signature = tf.saved_model.load(result.export_directory).signatures["serving_default"]
+    assert signature.structured_input_signature[1]["z"].dtype == tf.float32
+    z = tf.random.stateless_normal([3, config.model.z_dim], seed=[2, 3])
+    labels = tf.constant([1, 5, 8], tf.int32)
+    served = signature(z=z, labels=labels)["images"].numpy().astype(np.int64)
+    expected = np.round((generator((z, labels), training=False).numpy() + 1.0) * 127.5)
+    np.testing.assert_array_equal(served, np.clip(expected, 0, 255))
+    workdirs.save_config(config, tmp_path / "run")  # float32 again
+    _, float32_generator, _, _ = workdirs.restore_networks(str(tmp_path / "run"))
+    reference = np.clip(np.round((float32_generator((z, labels), training=False).numpy() + 1.0) * 127.5), 0, 255)
+    assert np.mean(np.abs(served - reference)) < 3.0, np.mean(np.abs(served - reference))
+
+
 def test_a_run_whose_dataset_cannot_be_built_leaves_no_config_behind(tmp_path):
     (tmp_path / "tfds").mkdir()  # exists, but cifar10 was never built into it
     config = TEST_CONFIG.replace(data={"dataset": "cifar10", "data_dir": str(tmp_path / "tfds")})

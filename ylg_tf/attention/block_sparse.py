@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from ylg_tf.attention import masks
-from ylg_tf.attention.layers import MASK_LOGIT_PENALTY, LocalPatternAttention
+from ylg_tf.attention.layers import MASK_LOGIT_PENALTY, LocalPatternAttention, softmax_dtype
 
 # masks.HEAD_KINDS kind -> the block formulation computing it.
 FAMILY_OF_KIND: Dict[str, str] = {
@@ -273,9 +273,10 @@ def _merge_permutation(group_indices):
 
 
 def _softmax_with_bias(logits, bias):
-    """softmax(logits + bias) over the last axis in float32 (whatever the logits' dtype), for logits of any
-    rank (CPU softmax kernels take <= 5)."""
-    biased = tf.cast(logits, tf.float32) + tf.constant(bias, dtype=tf.float32)
+    """softmax(logits + bias) over the last axis, in float32 for float16/bfloat16 logits (`softmax_dtype`), for
+    logits of any rank (CPU softmax kernels take <= 5)."""
+    logits = tf.cast(logits, softmax_dtype(logits.dtype))
+    biased = logits + tf.constant(bias, dtype=logits.dtype)
     flat = tf.reshape(biased, [-1, biased.shape[-1]])
     return tf.reshape(tf.nn.softmax(flat, axis=-1), tf.shape(biased))
 

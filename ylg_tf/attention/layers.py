@@ -56,16 +56,22 @@ def _max_pool_2x2(tensor):
     return tf.nn.max_pool2d(tensor, ksize=2, strides=2, padding="VALID")
 
 
+def softmax_dtype(dtype):
+    """The dtype the logits' softmax (and mask bias) runs in: float32 for float16/bfloat16, else their own."""
+    return tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
+
+
 def dense_attention(queries, keys, values, logits_bias=None, return_probabilities=False):
     """Dense attention. [B, n, q, d], [B, n, k, d], [B, n, k, dv] -> ([B, n, q, dv], probabilities).
 
     logits_bias (None or float32 [n, q, k]) is added to the logits theta phi^T (no 1/sqrt(d) scaling), in
-    float32 like the softmax. probabilities is the float32 [B, n, q, k] when return_probabilities is True,
-    else None; outputs have the values' dtype.
+    `softmax_dtype` like the softmax. probabilities ([B, n, q, k], in that dtype) when return_probabilities
+    is True, else None; outputs have the values' dtype.
     """
-    logits = tf.cast(tf.einsum("bnqd,bnkd->bnqk", queries, keys), tf.float32)
+    logits = tf.einsum("bnqd,bnkd->bnqk", queries, keys)
+    logits = tf.cast(logits, softmax_dtype(logits.dtype))
     if logits_bias is not None:
-        logits += tf.constant(logits_bias, dtype=tf.float32)
+        logits += tf.constant(logits_bias, dtype=logits.dtype)
     probabilities = tf.nn.softmax(logits, axis=-1)
     outputs = tf.einsum("bnqk,bnkd->bnqd", tf.cast(probabilities, values.dtype), values)
     return outputs, (probabilities if return_probabilities else None)

@@ -84,7 +84,8 @@ class ConditionalBatchNormalization(tf_keras.layers.Layer):
         return mean, variance
 
     def call(self, inputs, labels=None, training=None):
-        return tf.cast(self._normalize(tf.cast(inputs, tf.float32), labels, training), self.compute_dtype)
+        exact = tf.float32 if inputs.dtype in (tf.float16, tf.bfloat16) else inputs.dtype
+        return tf.cast(self._normalize(tf.cast(inputs, exact), labels, training), self.compute_dtype)
 
     def _normalize(self, inputs, labels, training):
         if training:

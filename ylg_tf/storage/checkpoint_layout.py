@@ -5,8 +5,8 @@ A checkpoint is a tf.train.Checkpoint whose top-level objects are
   generator                 the generator (a Keras model)
   discriminator             the discriminator
   step                      int64 scalar: the global steps done when it was written
-  generator_optimizer       Adam of G      } written by training only
-  discriminator_optimizer   Adam of D      }
+  generator_optimizer       Adam of G      } written by training only; under mixed_float16 and tf-keras
+  discriminator_optimizer   Adam of D      } 2.15 each also holds its loss scale (`ylg_tf.training.loss_scaling`)
   generator_ema             moving average of G's weights, when training keeps one
 
 Training, restore, the tools, the import of the original checkpoints and the export (through restore) all

@@ -6,9 +6,11 @@ the gradients are taken and they are divided by it after; a step whose gradients
 and halves the scale, and 2000 finite steps in a row double it. The discriminator's bias gradients (sums over
 the batch and the pixels) overflow float16 at 2^15, so a run skips its first discriminator update or two.
 
-The scale and its count of good steps are saved with the optimizers (Keras attaches them to the optimizer
-it wraps). A checkpoint of another precision has none: the trainer wraps its optimizers only after the
-restore (`Trainer.train_loop`), so such a checkpoint still restores completely and the scale starts at 2^15.
+Where the scale lives depends on tf-keras: 2.15 attaches it (and its count of good steps) to the optimizer
+it wraps, so checkpoints carry it and a resumed run goes on with it; 2.21 keeps it on the wrapper, which no
+checkpoint holds, so a resumed run starts again at 2^15 and skips the update or two that brings it down.
+Either way the trainer wraps its optimizers only after the restore (`Trainer.train_loop`), so a checkpoint of
+another precision, without that state, restores completely.
 """
 
 import tf_keras

@@ -112,19 +112,21 @@ class Trainer:
 
     @property
     def train_loop(self):
-        """The compiled loop, `train_loop(iterator, num_steps)`; the first use makes the gradient updates.
-
-        mixed_float16's loss scaling attaches its state (scale and good steps) to the optimizers. Made after
-        the checkpoint is restored, it does not exist during the restore, so a checkpoint written without it
-        (another precision) restores completely, and one written with it restores the state as it is made.
-        """
-        if self.generator_update is None:
-            precision = self.config.model.precision
-            with self.strategy.scope():
-                self.generator_update = GradientUpdate(self.generator_optimizer, precision, self._initial_loss_scale)
-                self.discriminator_update = GradientUpdate(
-                    self.discriminator_optimizer, precision, self._initial_loss_scale)
+        """The compiled loop, `train_loop(iterator, num_steps)`; the first use makes the gradient updates."""
+        self._make_gradient_updates()
         return self._train_loop
+
+    def _make_gradient_updates(self):
+        """mixed_float16's loss scaling may attach its state (scale, good steps) to the optimizers (tf-keras
+        2.15 does). Made after the checkpoint's restore, it is not there during it, so a checkpoint of another
+        precision (without that state) restores completely."""
+        if self.generator_update is not None:
+            return
+        precision = self.config.model.precision
+        with self.strategy.scope():
+            self.generator_update = GradientUpdate(self.generator_optimizer, precision, self._initial_loss_scale)
+            self.discriminator_update = GradientUpdate(
+                self.discriminator_optimizer, precision, self._initial_loss_scale)
 
     @property
     def sampling_generator(self):
