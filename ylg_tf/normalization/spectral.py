@@ -14,7 +14,7 @@ With normalize=False a layer uses its kernel as it is and has no u (SAGAN's "SN 
 u is created with `ONLY_FIRST_REPLICA` aggregation: u' depends only on W and u, which every replica holds
 identically, so the first replica's value is the value of all of them.
 
-Under a mixed-precision policy (`ylg_tf.models.precision`) the variables are float32 and read as float32
+Under a mixed-precision policy (`ModelConfig.precision`) the variables are float32 and read as float32
 (no Keras auto-cast): the power iteration, sigma and the division run in float32, and only the normalised
 kernel (and the bias) are cast to the compute dtype for the convolution or product.
 """
@@ -27,8 +27,8 @@ U_UPDATES = ("training", "always")
 
 
 def add_float32_weight(layer, name, **kwargs):
-    """`layer.add_weight` for a weight read as its float32 self inside `call`, whatever the layer's policy
-    (the layer casts what it computes with to `layer.compute_dtype` itself)."""
+    """`layer.add_weight` for a weight that `call` reads as stored (float32 under every mixed policy), never
+    auto-cast to the compute dtype: the layer casts what it computes with to `layer.compute_dtype` itself."""
     return layer.add_weight(name=name, experimental_autocast=False, **kwargs)
 
 
